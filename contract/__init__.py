@@ -1,0 +1,1 @@
+"""The model's input/output contract, shared by training, serving clients and the gateway."""

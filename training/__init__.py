@@ -1,0 +1,1 @@
+"""Training package: MNIST data, the CNN, its training loop, evaluation and SavedModel export."""
