@@ -80,17 +80,24 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     _, test = load_mnist(args.data_dir)
     probabilities = predict_saved_model(args.model_dir / str(version), test.images)
-    report = {"model": mnist.MODEL_NAME, "version": version,
-              **metrics_from(test.labels, probabilities.argmax(axis=1))}
+    report = {
+        "model": mnist.MODEL_NAME,
+        "version": version,
+        **metrics_from(test.labels, probabilities.argmax(axis=1)),
+    }
     args.reports_dir.mkdir(parents=True, exist_ok=True)
     json_path = args.reports_dir / f"evaluation_v{version}.json"
     png_path = args.reports_dir / f"confusion_matrix_v{version}.png"
     json_path.write_text(json.dumps(report, indent=2) + "\n")
-    plot_confusion(report["confusion_matrix"],
-                   f"mnist v{version}: {report['test_accuracy']:.2%} on {report['test_examples']} test digits",
-                   png_path)
+    plot_confusion(
+        report["confusion_matrix"],
+        f"mnist v{version}: {report['test_accuracy']:.2%} on {report['test_examples']} test digits",
+        png_path,
+    )
     print(f"version {version}: test accuracy {report['test_accuracy']:.4%} ({report['errors']} errors)")
-    print("per-class accuracy: " + ", ".join(f"{d}: {a:.2%}" for d, a in report["per_class_accuracy"].items()))
+    print(
+        "per-class accuracy: " + ", ".join(f"{d}: {a:.2%}" for d, a in report["per_class_accuracy"].items())
+    )
     print(f"wrote {json_path} and {png_path}")
     return 0
 

@@ -1,6 +1,7 @@
 """Export a trained Keras model as a TF Serving SavedModel version, atomically."""
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -45,8 +46,12 @@ def write_saved_model(model: keras.Model, target: Path) -> None:
     archive.write_out(str(target), verbose=False)
 
 
-def export_model(model: keras.Model, model_dir: Path,
-                 annotate: Callable[[Path], None] | None = None, version: int | None = None) -> Path:
+def export_model(
+    model: keras.Model,
+    model_dir: Path,
+    annotate: Callable[[Path], None] | None = None,
+    version: int | None = None,
+) -> Path:
     """Export to a staging directory, let `annotate` add files, and rename to `<model_dir>/<N>`.
 
     TF Serving ignores non-numeric children, so the staging directory is never served half-written.
@@ -55,14 +60,17 @@ def export_model(model: keras.Model, model_dir: Path,
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = model_dir / f".staging-{uuid.uuid4().hex}"
-    write_saved_model(model, staging)
-    (staging / "assets.extra").mkdir(exist_ok=True)
-    if annotate is not None:
-        annotate(staging)
-    version = version if version is not None else next_version(model_dir)
-    target = model_dir / str(version)
-    # os.rename would silently replace an empty directory; refuse any existing target instead.
-    if target.exists():
-        raise VersionExistsError(f"{target} exists; versions are never overwritten")
-    os.rename(staging, target)
+    try:
+        write_saved_model(model, staging)
+        (staging / "assets.extra").mkdir(exist_ok=True)
+        if annotate is not None:
+            annotate(staging)
+        version = version if version is not None else next_version(model_dir)
+        target = model_dir / str(version)
+        # os.rename would silently replace an empty directory; refuse any existing target instead.
+        if target.exists():
+            raise VersionExistsError(f"{target} exists; versions are never overwritten")
+        os.rename(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return target

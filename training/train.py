@@ -51,8 +51,9 @@ def make_dataset(images, labels, batch_size, seed, augmenter=None, shuffle=False
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     if augmenter is not None:
-        dataset = dataset.map(lambda x, y: (augmenter(x, training=True), y),
-                              num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(
+            lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
+        )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -68,9 +69,14 @@ def train(train_split, options: argparse.Namespace):
         images, labels = images[: options.limit], labels[: options.limit]
     validation_size = min(options.validation_size, len(images) // 10)
     fit_images, fit_labels = images[validation_size:], labels[validation_size:]
-    augmenter = None if options.no_augment else build_augmenter(
-        options.rotation_deg, options.shift, options.zoom, options.seed)
-    train_data = make_dataset(fit_images, fit_labels, options.batch_size, options.seed, augmenter, shuffle=True)
+    augmenter = (
+        None
+        if options.no_augment
+        else build_augmenter(options.rotation_deg, options.shift, options.zoom, options.seed)
+    )
+    train_data = make_dataset(
+        fit_images, fit_labels, options.batch_size, options.seed, augmenter, shuffle=True
+    )
     validation_data = None
     if validation_size:
         validation_data = make_dataset(images[:validation_size], labels[:validation_size], 1000, options.seed)
@@ -78,20 +84,33 @@ def train(train_split, options: argparse.Namespace):
     model = build_model(dropout=options.dropout, dense_units=options.dense_units)
     steps = max(1, -(-len(fit_images) // options.batch_size)) * options.epochs
     schedule = keras.optimizers.schedules.CosineDecay(options.learning_rate, decay_steps=steps, alpha=0.01)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(train_data, validation_data=validation_data, epochs=options.epochs, shuffle=False,
-                        verbose=2 if options.quiet else 1)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    history = model.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=options.epochs,
+        shuffle=False,
+        verbose=2 if options.quiet else 1,
+    )
     return model, history.history
 
 
 def git_commit() -> str:
     """The current git commit (with `-dirty` for uncommitted changes), or `unknown`."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "training", "contract"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "training", "contract"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -102,8 +121,9 @@ def directory_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
-def build_model_card(metrics: dict, options, history: dict, training_time_s: float,
-                     data_dir: Path, parameters: int) -> dict:
+def build_model_card(
+    metrics: dict, options, history: dict, training_time_s: float, data_dir: Path, parameters: int
+) -> dict:
     """The model card: what the model is, how it was made, and how well it does."""
     import keras
     import tensorflow as tf
@@ -111,26 +131,35 @@ def build_model_card(metrics: dict, options, history: dict, training_time_s: flo
     from training.dataset import data_hashes
 
     hyper = {k: getattr(options, k) for k in DEFAULTS} | {
-        "limit": options.limit, "augment": not options.no_augment, "deterministic": options.deterministic}
+        "limit": options.limit,
+        "augment": not options.no_augment,
+        "deterministic": options.deterministic,
+    }
     return {
         "model": mnist.MODEL_NAME,
         "signature": {
             "name": mnist.SIGNATURE_NAME,
             "inputs": {mnist.INPUT_KEY: {"dtype": mnist.INPUT_DTYPE, "shape": [None, *mnist.INPUT_SHAPE]}},
-            "outputs": {mnist.PROBABILITIES_KEY: {"dtype": mnist.PROBABILITIES_DTYPE, "shape": [None, 10]},
-                        mnist.DIGIT_KEY: {"dtype": mnist.DIGIT_DTYPE, "shape": [None]}},
+            "outputs": {
+                mnist.PROBABILITIES_KEY: {"dtype": mnist.PROBABILITIES_DTYPE, "shape": [None, 10]},
+                mnist.DIGIT_KEY: {"dtype": mnist.DIGIT_DTYPE, "shape": [None]},
+            },
             "input_range": "float32 in [0, 1], white digit on black, 28x28x1",
         },
         **metrics,
         "hyperparameters": hyper,
         "parameters": parameters,
-        "final_epoch": {k: round(float(v[-1]), 6) for k, v in history.items()},
+        "history": {k: [round(float(x), 6) for x in v] for k, v in history.items()},
         "training_time_s": round(training_time_s, 1),
         "data": {"source": "MNIST (LeCun et al.), original IDX files", "sha256": data_hashes(data_dir)},
         "git_commit": git_commit(),
         "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "environment": {"python": platform.python_version(), "tensorflow": tf.__version__,
-                        "keras": keras.__version__, "machine": platform.machine()},
+        "environment": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "machine": platform.machine(),
+        },
     }
 
 
@@ -141,16 +170,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Train the MNIST CNN and export models/mnist/<N+1>.")
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="training epochs")
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="mini-batch size")
-    p.add_argument("--learning-rate", type=float, default=DEFAULTS["learning_rate"],
-                   help="peak Adam learning rate (cosine decay to 1%% of it)")
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        default=DEFAULTS["learning_rate"],
+        help="peak Adam learning rate (cosine decay to 1%% of it)",
+    )
     p.add_argument("--dropout", type=float, default=DEFAULTS["dropout"], help="conv-block dropout (head: 2x)")
     p.add_argument("--dense-units", type=int, default=DEFAULTS["dense_units"], help="dense layer width")
     p.add_argument("--rotation-deg", type=float, default=DEFAULTS["rotation_deg"], help="max random rotation")
-    p.add_argument("--shift", type=float, default=DEFAULTS["shift"], help="max random shift, fraction of size")
+    p.add_argument(
+        "--shift", type=float, default=DEFAULTS["shift"], help="max random shift, fraction of size"
+    )
     p.add_argument("--zoom", type=float, default=DEFAULTS["zoom"], help="max random zoom, fraction")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
-    p.add_argument("--validation-size", type=int, default=DEFAULTS["validation_size"],
-                   help="training images held out for validation (the test set is never used to tune)")
+    p.add_argument(
+        "--validation-size",
+        type=int,
+        default=DEFAULTS["validation_size"],
+        help="training images held out for validation (the test set is never used to tune)",
+    )
     p.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke runs)")
     p.add_argument("--test-limit", type=int, default=0, help="evaluate on only the first N test images")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed for every RNG")
@@ -167,10 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     from training.dataset import load_mnist
     from training.evaluate import metrics_from, predict_saved_model
-    from training.export import export_model
+    from training.export import VersionExistsError, export_model
     from training.idx import IdxFormatError
     from training.warmup import write_warmup_requests
 
+    if options.version is not None and (options.model_dir / str(options.version)).exists():
+        print(
+            f"train: {options.model_dir / str(options.version)} exists; versions are never overwritten",
+            file=sys.stderr,
+        )
+        return 1
     try:
         train_split, test_split = load_mnist(options.data_dir)
     except IdxFormatError as exc:
@@ -189,15 +234,24 @@ def main(argv: list[str] | None = None) -> int:
         # Evaluate the exported SavedModel itself, so the card describes exactly what is served.
         probabilities = predict_saved_model(staging, test_images)
         metrics = metrics_from(test_labels, probabilities.argmax(axis=1))
-        card.update(build_model_card(metrics, options, history, training_time_s, options.data_dir,
-                                     model.count_params()))
+        card.update(
+            build_model_card(
+                metrics, options, history, training_time_s, options.data_dir, model.count_params()
+            )
+        )
         write_warmup_requests(staging)
         card["size_bytes"] = directory_bytes(staging)
         (staging / "assets.extra" / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
 
-    target = export_model(model, options.model_dir, annotate=annotate, version=options.version)
-    print(f"exported {target}: test accuracy {card['test_accuracy']:.4%} ({card['errors']} errors of "
-          f"{card['test_examples']}), trained in {training_time_s:.0f} s, {card['size_bytes'] / 1e6:.2f} MB")
+    try:
+        target = export_model(model, options.model_dir, annotate=annotate, version=options.version)
+    except VersionExistsError as exc:
+        print(f"train: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"exported {target}: test accuracy {card['test_accuracy']:.4%} ({card['errors']} errors of "
+        f"{card['test_examples']}), trained in {training_time_s:.0f} s, {card['size_bytes'] / 1e6:.2f} MB"
+    )
     return 0
 
 

@@ -24,8 +24,6 @@ def write_warmup_requests(version_dir: Path) -> Path:
             )
             zeros = np.zeros((batch, *mnist.INPUT_SHAPE), dtype=np.float32)
             request.inputs[mnist.INPUT_KEY].CopyFrom(tf.make_tensor_proto(zeros))
-            log = prediction_log_pb2.PredictionLog(
-                predict_log=prediction_log_pb2.PredictLog(request=request)
-            )
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
     return path

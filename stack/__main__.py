@@ -1,0 +1,161 @@
+"""`make up/down/status/logs`: the stack under Docker Compose when an engine answers, else local processes."""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from stack import local
+from stack.services import StackSettings
+
+COMPOSE = ["docker", "compose"]
+
+
+def docker_engine_available() -> bool:
+    """True when a Docker engine answers (the CLI alone is not enough)."""
+    try:
+        return (
+            subprocess.run(["docker", "info"], capture_output=True, timeout=10, check=False).returncode == 0
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def choose_mode(settings: StackSettings) -> str:
+    """STACK_MODE=docker|local, else the mode of a running stack, else docker if an engine answers."""
+    requested = os.environ.get("STACK_MODE", "auto")
+    if requested in ("docker", "local"):
+        return requested
+    recorded = Path(settings.run_dir) / "mode"
+    if recorded.is_file():
+        return recorded.read_text().strip()
+    return "docker" if docker_engine_available() else "local"
+
+
+def print_urls(settings: StackSettings) -> None:
+    """Where to point a browser or curl."""
+    print(f"  UI        http://127.0.0.1:{settings.ui_port}")
+    print(f"  gateway   http://127.0.0.1:{settings.gateway_port}  (API docs: /docs)")
+    print(
+        f"  TF Serving gRPC 127.0.0.1:{settings.grpc_port}, REST http://127.0.0.1:{settings.rest_port}"
+        " (local mode; inside the Compose network otherwise)"
+    )
+
+
+def cmd_up(settings: StackSettings, mode: str) -> int:
+    run_dir = Path(settings.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    if mode == "docker":
+        env = {**os.environ, "HOST_UID": str(os.getuid()), "HOST_GID": str(os.getgid())}
+        result = subprocess.run([*COMPOSE, "up", "-d", "--build", "--wait"], env=env, check=False)
+        if result.returncode != 0:
+            return result.returncode
+    else:
+        try:
+            local.up(settings)
+        except local.StackAlreadyRunning as exc:
+            print(f"make up: {exc}")
+            return 0
+        except local.StackError as exc:
+            print(f"make up: error: {exc}", file=sys.stderr)
+            return 1
+    (run_dir / "mode").write_text(mode)
+    print(f"stack up ({mode} mode) and healthy in {time.monotonic() - started:.1f} s:")
+    print_urls(settings)
+    return 0
+
+
+def cmd_down(settings: StackSettings, mode: str) -> int:
+    if mode == "docker":
+        result = subprocess.run([*COMPOSE, "down"], check=False)
+        if result.returncode != 0:
+            return result.returncode
+    else:
+        stopped = local.down(settings)
+        print("stopped " + (", ".join(stopped) if stopped else "nothing (the stack was not running)"))
+    (Path(settings.run_dir) / "mode").unlink(missing_ok=True)
+    return 0
+
+
+def cmd_status(settings: StackSettings, mode: str) -> int:
+    if mode == "docker":
+        return subprocess.run([*COMPOSE, "ps"], check=False).returncode
+    rows = local.status(settings)
+    for name, pid, healthy, url in rows:
+        state = "healthy" if healthy else ("running, not ready" if pid else "stopped")
+        print(f"  {name:<13} {state:<19} pid {pid or '-':<8} {url}")
+    return 0 if all(healthy for _, _, healthy, _ in rows) else 3
+
+
+def cmd_logs(settings: StackSettings, mode: str, follow: bool) -> int:
+    if mode == "docker":
+        return subprocess.run(
+            [*COMPOSE, "logs", *(["-f"] if follow else ["--tail", "50"])], check=False
+        ).returncode
+    logs = sorted((Path(settings.run_dir) / "logs").glob("*.log"))
+    if not logs:
+        print("no logs yet: `make up` first")
+        return 0
+    command = ["tail", "-n", "50", *(["-F"] if follow else []), *map(str, logs)]
+    try:
+        return subprocess.run(command, check=False).returncode
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_lifecycle(args) -> int:
+    from stack.lifecycle import Lifecycle, LifecycleError, Paths
+
+    lifecycle = Lifecycle(Paths.from_env())
+    try:
+        if args.command == "promote":
+            floor = float(os.environ.get("PROMOTE_MIN_ACCURACY", "0.99"))
+            lifecycle.promote(args.version, force=args.force, floor=floor)
+        elif args.command == "rollback":
+            print(f"rolled back: stable is version {lifecycle.rollback()}")
+        else:
+            lifecycle.canary(args.version, args.percent)
+    except LifecycleError as exc:
+        print(f"make {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in [
+        ("up", "start the stack"),
+        ("down", "stop what `up` started"),
+        ("status", "health of each service"),
+    ]:
+        commands.add_parser(name, help=text)
+    logs = commands.add_parser("logs", help="the services' recent logs")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep following")
+    promote = commands.add_parser("promote", help="move the stable label to VERSION (accuracy-gated)")
+    promote.add_argument("version", type=int)
+    promote.add_argument("--force", action="store_true", help="skip the model-card accuracy gate")
+    commands.add_parser("rollback", help="move the stable label back to the previous stable version")
+    canary = commands.add_parser("canary", help="send PERCENT of default traffic to VERSION (0 ends it)")
+    canary.add_argument("version", type=int)
+    canary.add_argument("percent", type=float)
+    args = parser.parse_args(argv)
+    if args.command in ("promote", "rollback", "canary"):
+        return cmd_lifecycle(args)
+    settings = StackSettings.from_env()
+    mode = choose_mode(settings)
+    if args.command == "up":
+        return cmd_up(settings, mode)
+    if args.command == "down":
+        return cmd_down(settings, mode)
+    if args.command == "status":
+        return cmd_status(settings, mode)
+    return cmd_logs(settings, mode, args.follow)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
