@@ -32,7 +32,7 @@ class StackSettings:
 
     @classmethod
     def from_env(cls, env=os.environ) -> "StackSettings":
-        """Read TF_SERVING_GRPC_PORT, TF_SERVING_REST_PORT, GATEWAY_PORT, UI_PORT, MODEL_CONFIG_FILE, RUN_DIR."""
+        """Ports, config files and run directory from the environment (see README)."""
         return cls(
             grpc_port=int(env.get("TF_SERVING_GRPC_PORT", cls.grpc_port)),
             rest_port=int(env.get("TF_SERVING_REST_PORT", cls.rest_port)),
