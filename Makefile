@@ -64,7 +64,7 @@ canary: $(STAMP) ## Send PERCENT=P of default traffic to VERSION=N (PERCENT=0 en
 browser: ## Install Debian's Chromium for the browser tests if it is missing
 	@test -x /usr/bin/chromium || scripts/install-chromium.sh
 
-test: data browser ## Run every test tier (unit, integration, e2e)
+test: lint data browser ## Lint, then every test tier (unit, integration, e2e)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-unit: data ## Unit tests only (fast, no processes)
