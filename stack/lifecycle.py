@@ -33,14 +33,17 @@ class Paths:
     model_config_file: Path
     routing_file: Path
     gateway_url: str
+    # Prepended to the config's base_path, as the model server's --storage_path_prefix does.
+    storage_path_prefix: str = ""
 
     @classmethod
     def from_env(cls, env=os.environ) -> "Paths":
-        """MODEL_CONFIG_FILE, ROUTING_FILE and GATEWAY_URL, with the repository defaults."""
+        """MODEL_CONFIG_FILE, ROUTING_FILE, GATEWAY_URL, STORAGE_PATH_PREFIX (default: this folder)."""
         return cls(
             Path(env.get("MODEL_CONFIG_FILE", "serving/models.config")),
             Path(env.get("ROUTING_FILE", "serving/routing.json")),
             env.get("GATEWAY_URL", "http://127.0.0.1:8000"),
+            env.get("STORAGE_PATH_PREFIX", str(Path.cwd())),
         )
 
 
@@ -61,12 +64,28 @@ def read_config(path: Path):
 def write_config(path: Path, config) -> None:
     """Write the config atomically, so a polling server never reads half a file."""
     path = Path(path)
-    header = "# TF Serving model config; labels are moved by `make promote/canary/rollback`.\n"
+    try:
+        lines = path.read_text().splitlines(keepends=True)
+    except OSError:
+        lines = []
+    # Keep the file's leading comment block: it explains the config to the people who read it.
+    header = "".join(_leading_comments(lines)) or (
+        "# TF Serving model config; labels are moved by `make promote/canary/rollback`.\n"
+    )
     payload = header + text_format.MessageToString(config)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".models.config.", delete=False) as tmp:
         tmp.write(payload)
     os.chmod(tmp.name, 0o644)
     os.replace(tmp.name, path)
+
+
+def _leading_comments(lines: list[str]) -> list[str]:
+    comments = []
+    for line in lines:
+        if not line.startswith("#"):
+            break
+        comments.append(line)
+    return comments
 
 
 def mnist_config(config):
@@ -77,17 +96,24 @@ def mnist_config(config):
     raise LifecycleError(f"no model named {mnist.MODEL_NAME!r} in the model config")
 
 
-def version_dirs(entry) -> dict[int, Path]:
-    """Numeric version directories under the entry's base path (relative to the working directory)."""
-    base = Path(entry.base_path)
+def model_base(entry, storage_path_prefix: str = "") -> Path:
+    """The entry's base path on this machine, with the storage path prefix the server applies."""
+    if storage_path_prefix:
+        return Path(storage_path_prefix) / entry.base_path.lstrip("/")
+    return Path(entry.base_path)
+
+
+def version_dirs(entry, storage_path_prefix: str = "") -> dict[int, Path]:
+    """Numeric version directories under the entry's base path."""
+    base = model_base(entry, storage_path_prefix)
     if not base.is_dir():
         return {}
     return {int(p.name): p for p in base.iterdir() if p.is_dir() and p.name.isdigit()}
 
 
-def served_versions(entry) -> set[int]:
+def served_versions(entry, storage_path_prefix: str = "") -> set[int]:
     """The versions the entry's version policy asks the server to load."""
-    available = sorted(version_dirs(entry))
+    available = sorted(version_dirs(entry, storage_path_prefix))
     policy = entry.model_version_policy
     kind = policy.WhichOneof("policy_choice")
     if kind == "all":
@@ -98,19 +124,20 @@ def served_versions(entry) -> set[int]:
     return set(available[-count:])
 
 
-def ensure_policy_serves(entry, version: int) -> bool:
+def ensure_policy_serves(entry, version: int, storage_path_prefix: str = "") -> bool:
     """Make the policy load `version` too, keeping every version it loads now; True when changed."""
-    if version in served_versions(entry):
+    served = served_versions(entry, storage_path_prefix)
+    if version in served:
         return False
-    keep = served_versions(entry) | {version}
+    keep = served | {version}
     entry.model_version_policy.Clear()
     entry.model_version_policy.specific.versions.extend(sorted(keep))
     return True
 
 
-def model_card(entry, version: int) -> dict | None:
+def model_card(entry, version: int, storage_path_prefix: str = "") -> dict | None:
     """The version's model card, or None when it has none."""
-    path = Path(entry.base_path) / str(version) / "assets.extra" / "model_card.json"
+    path = model_base(entry, storage_path_prefix) / str(version) / "assets.extra" / "model_card.json"
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -185,13 +212,16 @@ class Lifecycle:
         return config, mnist_config(config)
 
     def _require_version(self, entry, version: int) -> None:
-        if version not in version_dirs(entry):
-            have = sorted(version_dirs(entry))
-            raise LifecycleError(f"no version directory {Path(entry.base_path) / str(version)} (have {have})")
+        prefix = self.paths.storage_path_prefix
+        if version not in version_dirs(entry, prefix):
+            have = sorted(version_dirs(entry, prefix))
+            raise LifecycleError(
+                f"no version directory {model_base(entry, prefix) / str(version)} (have {have})"
+            )
 
     def _make_available(self, config, entry, version: int) -> None:
         """Load `version` first: TF Serving only lets a label point at an AVAILABLE version."""
-        if ensure_policy_serves(entry, version):
+        if ensure_policy_serves(entry, version, self.paths.storage_path_prefix):
             write_config(self.paths.model_config_file, config)
             self.log(f"version policy now loads version {version}")
         ok = wait_for(
@@ -228,7 +258,7 @@ class Lifecycle:
 
     def check_promotion(self, entry, version: int, floor: float) -> None:
         """Refuse a version whose card accuracy is below the floor or below the current stable's."""
-        card = model_card(entry, version)
+        card = model_card(entry, version, self.paths.storage_path_prefix)
         if card is None or "test_accuracy" not in card:
             raise LifecycleError(
                 f"version {version} has no model card with test_accuracy; use FORCE=1 to promote it anyway"
@@ -240,7 +270,9 @@ class Lifecycle:
                 f"{floor:.4%}; use FORCE=1 to promote it anyway"
             )
         stable = entry.version_labels.get(mnist.STABLE_LABEL)
-        stable_card = model_card(entry, stable) if stable is not None else None
+        stable_card = (
+            model_card(entry, stable, self.paths.storage_path_prefix) if stable is not None else None
+        )
         if stable_card and accuracy < stable_card.get("test_accuracy", 0.0):
             raise LifecycleError(
                 f"version {version} test accuracy {accuracy:.4%} is below stable version "

@@ -3,6 +3,7 @@
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class StackSettings:
     routing_file: str = "serving/routing.json"
     run_dir: str = "run"
     gateway_workers: str = ""
+    # models.config names /models/mnist as in the container; locally /models is <repo>/models.
+    storage_path_prefix: str = str(Path.cwd())
 
     @classmethod
     def from_env(cls, env=os.environ) -> "StackSettings":
@@ -43,6 +46,7 @@ class StackSettings:
             routing_file=env.get("ROUTING_FILE", cls.routing_file),
             run_dir=env.get("RUN_DIR", cls.run_dir),
             gateway_workers=env.get("GATEWAY_WORKERS", ""),
+            storage_path_prefix=env.get("STORAGE_PATH_PREFIX", str(Path.cwd())),
         )
 
 
@@ -71,6 +75,15 @@ def local_services(settings: StackSettings) -> list[Service]:
                 "--model_config_file_poll_wait_seconds=2",
                 "--file_system_poll_wait_seconds=1",
                 f"--monitoring_config_file={settings.monitoring_config_file}",
+                # models.config sets `stable` before any version is loaded (TF Serving's label rule).
+                "--allow_version_labels_for_unavailable_models=true",
+                # A corrupt version should show its error now, not after 5 retries a minute apart.
+                "--max_num_load_retries=0",
+                *(
+                    [f"--storage_path_prefix={settings.storage_path_prefix}"]
+                    if settings.storage_path_prefix
+                    else []
+                ),
             ],
             ports=(settings.grpc_port, settings.rest_port),
             health_url=f"http://127.0.0.1:{settings.rest_port}/v1/models/mnist",

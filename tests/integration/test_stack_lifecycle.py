@@ -37,6 +37,7 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
     return {
         **os.environ,
         "STACK_MODE": "local",
+        "STORAGE_PATH_PREFIX": "",  # the test config names its tmp models directory absolutely
         "RUN_DIR": str(tmp_path / "run"),
         "MODEL_CONFIG_FILE": str(config),
         "ROUTING_FILE": str(tmp_path / "routing.json"),
