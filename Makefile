@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 REQUIREMENTS := training/requirements.txt serving/requirements.txt gateway/requirements.txt \
-                ui/requirements.txt tests/requirements.txt
+                ui/requirements.txt ui/requirements-test.txt tests/requirements.txt
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -16,7 +16,7 @@ TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: help setup data train evaluate up down status logs promote rollback canary \
-        test test-unit test-integration test-e2e lint format browser bench compare
+        test test-unit test-integration test-e2e lint format browser bench compare protos
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -75,6 +75,17 @@ test-integration: data ## Integration tests (real model server, gateway, UI on l
 
 test-e2e: data browser ## Browser tests (Chromium drawing on the Gradio canvas)
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+bench: $(STAMP) ## Benchmarks: model server (gRPC/REST/in-process), gateway vs the seed design
+	$(PY) -m bench.model_server
+	$(PY) -m bench.gateway
+
+compare: data ## Standard vs enhanced preprocessing through the gateway -> reports/confidence_comparison.*
+	$(PY) -m tools.compare_preprocessing
+
+protos: $(STAMP) ## Regenerate the gateway's TF-Serving protobuf modules (needs grpcio-tools)
+	$(PY) -m pip install --quiet -r gateway/requirements-dev.txt
+	bash gateway/proto/generate.sh
 
 lint: $(STAMP) ## Ruff lint and format check
 	$(VENV)/bin/ruff check .

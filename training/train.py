@@ -122,7 +122,13 @@ def directory_bytes(path: Path) -> int:
 
 
 def build_model_card(
-    metrics: dict, options, history: dict, training_time_s: float, data_dir: Path, parameters: int
+    metrics: dict,
+    options,
+    history: dict,
+    training_time_s: float,
+    data_dir: Path,
+    parameters: int,
+    commit: str,
 ) -> dict:
     """The model card: what the model is, how it was made, and how well it does."""
     import keras
@@ -237,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = metrics_from(test_labels, probabilities.argmax(axis=1))
         card.update(
             build_model_card(
-                metrics, options, history, training_time_s, options.data_dir, model.count_params()
+                metrics, options, history, training_time_s, options.data_dir, model.count_params(), commit
             )
         )
         write_warmup_requests(staging)

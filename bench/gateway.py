@@ -1,0 +1,268 @@
+"""make bench: end-to-end latency and throughput of the gateway stack vs the seed design, in one run.
+
+Starts the local model server, the gateway under gunicorn (gRPC transport) and the seed baseline
+(bench/seed_app.py: Flask + Keras model.predict in-process) on free loopback ports, then drives
+each with a bounded closed-loop load (concurrency 1 and 16) for a PNG upload and for a JSON pixel
+array, and prints p50/p95/p99 latency and throughput side by side.
+"""
+
+import argparse
+import http.client
+import io
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from tests.fixtures.gateway_process import gateway_env, start_gateway
+from tests.support.model_server import copy_model, start_model_server
+from tests.support.processes import REPO_ROOT, ServiceProcess, free_port
+from training.idx import read_idx
+
+BOUNDARY = "benchboundary7d3f"
+REPORT_JSON = REPO_ROOT / "reports" / "bench_gateway.json"
+REPORT_MD = REPO_ROOT / "reports" / "bench_gateway.md"
+TARGET_P50_MS = 5.0
+TARGET_SPEEDUP = 10.0
+
+
+@dataclass
+class CellResult:
+    """One (system, payload, concurrency) measurement."""
+
+    system: str
+    payload: str
+    concurrency: int
+    requests: int
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    throughput_rps: float
+
+
+def sample_digit() -> np.ndarray:
+    """The first MNIST test digit (28x28 uint8, white on black), or a drawn 7 without the data."""
+    path = REPO_ROOT / "data" / "mnist" / "t10k-images-idx3-ubyte"
+    if path.exists():
+        return read_idx(path)[0]
+    from tests.fixtures.digit_images import draw_digit
+
+    return 255 - draw_digit(7, size=(28, 28), box=0.7)
+
+
+def payloads(digit: np.ndarray) -> dict[str, tuple[bytes, str]]:
+    """Request bodies: a 280x280 canvas-like PNG (dark ink on white) as multipart, and JSON pixels."""
+    canvas = 255 - cv2.resize(digit, (280, 280), interpolation=cv2.INTER_LINEAR)
+    buffer = io.BytesIO()
+    Image.fromarray(canvas).save(buffer, "PNG")
+    multipart = (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="digit.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + buffer.getvalue()
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+    pixels = json.dumps({"pixels": digit.astype(int).tolist()}).encode()
+    return {
+        "png": (multipart, f"multipart/form-data; boundary={BOUNDARY}"),
+        "pixels": (pixels, "application/json"),
+    }
+
+
+def run_cell(
+    port: int,
+    body: bytes,
+    content_type: str,
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+    warmup: int = 10,
+) -> tuple[list[float], int, float]:
+    """Closed-loop load: `concurrency` threads, each with its own keep-alive connection, bounded."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    issued = [0]
+    deadline = [0.0]
+    headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
+
+    def one(connection: http.client.HTTPConnection) -> tuple[float, int]:
+        start = time.perf_counter()
+        connection.request("POST", "/v1/predict", body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return time.perf_counter() - start, response.status
+
+    def worker():
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            while True:
+                with lock:
+                    if issued[0] >= max_requests or time.perf_counter() > deadline[0]:
+                        return
+                    issued[0] += 1
+                try:
+                    elapsed, status = one(connection)
+                except (OSError, http.client.HTTPException):
+                    connection.close()
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                    elapsed, status = 0.0, 0
+                with lock:
+                    latencies.append(elapsed)
+                    if status != 200:
+                        errors[0] += 1
+        finally:
+            connection.close()
+
+    warm = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for _ in range(warmup):
+        one(warm)
+    warm.close()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    start = time.perf_counter()
+    deadline[0] = start + max_seconds
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, errors[0], time.perf_counter() - start
+
+
+def summarise(
+    system: str, payload: str, concurrency: int, latencies: list[float], errors: int, wall_s: float
+) -> CellResult:
+    """Percentiles in ms and requests per second."""
+    values = np.array(latencies) * 1000
+    p50, p95, p99 = (float(np.percentile(values, q)) for q in (50, 95, 99))
+    return CellResult(
+        system,
+        payload,
+        concurrency,
+        len(latencies),
+        errors,
+        round(p50, 2),
+        round(p95, 2),
+        round(p99, 2),
+        round(len(latencies) / wall_s, 1),
+    )
+
+
+def markdown(results: list[CellResult]) -> str:
+    """The comparison table plus the target checks."""
+    lines = [
+        "| system | payload | concurrency | requests | errors | p50 ms | p95 ms | p99 ms | req/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.system} | {r.payload} | {r.concurrency} | {r.requests} | {r.errors} | {r.p50_ms} | "
+        f"{r.p95_ms} | {r.p99_ms} | {r.throughput_rps} |"
+        for r in results
+    ]
+    by_key = {(r.system, r.payload, r.concurrency): r for r in results}
+    lines.append("")
+    png1 = by_key.get(("gateway", "png", 1))
+    if png1:
+        verdict = "met" if png1.p50_ms <= TARGET_P50_MS else "NOT met"
+        lines.append(
+            f"- gateway p50, one PNG at concurrency 1: {png1.p50_ms} ms (target <= {TARGET_P50_MS} ms: "
+            f"{verdict})"
+        )
+    for payload in ("png", "pixels"):
+        for concurrency in (1, 16):
+            ours, seed = (
+                by_key.get(("gateway", payload, concurrency)),
+                by_key.get(("seed", payload, concurrency)),
+            )
+            if ours and seed and seed.throughput_rps > 0:
+                ratio = ours.throughput_rps / seed.throughput_rps
+                verdict = "met" if ratio >= TARGET_SPEEDUP else "NOT met"
+                lines.append(
+                    f"- throughput {payload} at concurrency {concurrency}: gateway {ours.throughput_rps} "
+                    f"req/s vs seed {seed.throughput_rps} req/s = {ratio:.1f}x (target >= "
+                    f"{TARGET_SPEEDUP:.0f}x: {verdict})"
+                )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    """Start the stack and the seed, measure every cell, print and save the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=REPO_ROOT / "models" / "mnist" / "1",
+        help="SavedModel version directory to serve (copied to a temp base path)",
+    )
+    parser.add_argument("--max-requests", type=int, default=3000, help="cap on requests per cell")
+    parser.add_argument("--seconds", type=float, default=10.0, help="cap on seconds per cell")
+    parser.add_argument(
+        "--concurrency", type=int, nargs="+", default=[1, 16], help="client concurrency levels"
+    )
+    parser.add_argument("--skip-seed", action="store_true", help="measure the gateway only")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
+    copy_model(args.model, work / "models" / "mnist", 1)
+    print(f"logs in {work}", file=sys.stderr)
+    server = start_model_server(work, model_base_path=work / "models" / "mnist")
+    started: list = [server]
+    try:
+        gateway = start_gateway(
+            work,
+            gateway_env(server.grpc_port, server.rest_port, "grpc", ROUTING_FILE=str(work / "routing.json")),
+        )
+        started.append(gateway)
+        gateway_port = int(gateway.url.rsplit(":", 1)[1])
+        systems = {"gateway": gateway_port}
+        if not args.skip_seed:
+            seed_port = free_port()
+            seed = ServiceProcess(
+                "seed",
+                ["-m", "bench.seed_app", "--model", str(args.model), "--port", str(seed_port)],
+                work,
+                env={"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"},
+            )
+            started.append(seed)
+            seed.wait_http(f"http://127.0.0.1:{seed_port}/healthz", timeout_s=120)
+            systems["seed"] = seed_port
+        bodies = payloads(sample_digit())
+        results = []
+        for system, port in systems.items():
+            for payload, (body, content_type) in bodies.items():
+                for concurrency in args.concurrency:
+                    latencies, errors, wall = run_cell(
+                        port, body, content_type, concurrency, args.max_requests, args.seconds
+                    )
+                    result = summarise(system, payload, concurrency, latencies, errors, wall)
+                    print(
+                        f"{system:8s} {payload:7s} c={concurrency:<3d} n={result.requests:<5d} "
+                        f"p50={result.p50_ms:8.2f} ms p99={result.p99_ms:8.2f} ms "
+                        f"{result.throughput_rps:8.1f} req/s errors={errors}",
+                        file=sys.stderr,
+                    )
+                    results.append(result)
+    finally:
+        for service in reversed(started):
+            service.stop()
+    table = markdown(results)
+    print(table)
+    REPORT_JSON.parent.mkdir(exist_ok=True)
+    REPORT_JSON.write_text(
+        json.dumps({"cpu_count": os.cpu_count(), "results": [asdict(r) for r in results]}, indent=2)
+    )
+    REPORT_MD.write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""TF Serving client over gRPC: one channel per process, created on first use (after fork)."""
+
+import os
+import threading
+import time
+
+import grpc
+import numpy as np
+
+from contract.mnist import INPUT_KEY, NUM_CLASSES, PROBABILITIES_KEY, SIGNATURE_NAME
+from gateway.client.base import ModelVersionStatus, Prediction, ServingClient, with_retries
+from gateway.config import GatewayConfig
+from gateway.errors import NotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from gateway.proto import tf_serving_subset_pb2 as pb
+from gateway.proto.stubs import ModelServiceStub, PredictionServiceStub
+
+# Reconnect quickly after a model server restart: gRPC's default backoff grows to minutes; 250 ms
+# keeps a restarted server within reach of one request's retries (50+100+200 ms).
+CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 250),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.enable_retries", 0),  # retries are ours: UNAVAILABLE only, bounded
+    ("grpc.keepalive_time_ms", 30_000),
+)
+_STATE_NAMES = {value: name for name, value in pb.ModelVersionStatus.State.items()}
+
+
+def tensor_from_array(array: np.ndarray) -> pb.TensorProto:
+    """A DT_FLOAT TensorProto carrying `array` as little-endian tensor_content."""
+    tensor = pb.TensorProto(dtype=pb.DT_FLOAT, tensor_content=np.ascontiguousarray(array, "<f4").tobytes())
+    tensor.tensor_shape.dim.extend(pb.TensorShapeProto.Dim(size=size) for size in array.shape)
+    return tensor
+
+
+def array_from_tensor(tensor: pb.TensorProto) -> np.ndarray:
+    """A float32 array from a DT_FLOAT/DT_DOUBLE TensorProto (tensor_content or repeated values)."""
+    shape = tuple(dim.size for dim in tensor.tensor_shape.dim)
+    if tensor.dtype == pb.DT_FLOAT:
+        values = (
+            np.frombuffer(tensor.tensor_content, "<f4")
+            if tensor.tensor_content
+            else np.asarray(tensor.float_val, np.float32)
+        )
+    elif tensor.dtype == pb.DT_DOUBLE:
+        values = (
+            np.frombuffer(tensor.tensor_content, "<f8")
+            if tensor.tensor_content
+            else np.asarray(tensor.double_val, np.float64)
+        )
+    else:
+        raise UpstreamError(f"model returned dtype {tensor.dtype} for {PROBABILITIES_KEY}, expected float")
+    expected = int(np.prod(shape)) if shape else 1
+    if values.size == 1 and expected > 1:  # TF Serving may send one value for a constant tensor
+        values = np.full(expected, values[0])
+    if values.size != expected:
+        raise UpstreamError(f"model returned {values.size} values for shape {list(shape)}")
+    return values.reshape(shape).astype(np.float32)
+
+
+def upstream_error(error: grpc.RpcError, what: str) -> Exception:
+    """Map a gRPC status to the gateway error the API reports."""
+    code, details = error.code(), error.details() or ""
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return UpstreamUnavailable(f"model server unavailable: {details}")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return UpstreamTimeout(f"model server did not answer {what} in time")
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(f"model server: {details}", code="unknown_version")
+    if code == grpc.StatusCode.INVALID_ARGUMENT and "label" in details.lower():
+        return NotFound(f"model server: {details}", code="unknown_label")
+    if code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.FAILED_PRECONDITION):
+        return UpstreamUnavailable(f"model server busy or not ready: {details}")
+    return UpstreamError(f"model server {what} failed: {code.name}: {details}")
+
+
+class GrpcServingClient(ServingClient):
+    """PredictionService/ModelService calls with a deadline each and retries on UNAVAILABLE."""
+
+    transport = "grpc"
+
+    def __init__(self, config: GatewayConfig):
+        self._config = config
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._channel: grpc.Channel | None = None
+        self._prediction: PredictionServiceStub | None = None
+        self._models: ModelServiceStub | None = None
+
+    def _stubs(self) -> tuple[PredictionServiceStub, ModelServiceStub]:
+        """The stubs of this process's channel; a forked child opens its own."""
+        with self._lock:
+            if self._channel is None or self._pid != os.getpid():
+                self._channel = grpc.insecure_channel(self._config.grpc_target, options=CHANNEL_OPTIONS)
+                self._pid = os.getpid()
+                self._prediction = PredictionServiceStub(self._channel)
+                self._models = ModelServiceStub(self._channel)
+            return self._prediction, self._models
+
+    def _call(self, method_name: str, request, what: str):
+        """Invoke one unary method with a deadline, retrying UNAVAILABLE with backoff."""
+        deadline = time.monotonic() + self._config.upstream_timeout_s
+
+        def attempt():
+            prediction, models = self._stubs()
+            method = getattr(models if method_name == "GetModelStatus" else prediction, method_name)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise UpstreamTimeout(f"model server did not answer {what} in time")
+            try:
+                return method(request, timeout=remaining)
+            except grpc.RpcError as error:
+                raise upstream_error(error, what) from error
+
+        return with_retries(
+            attempt,
+            retries=self._config.upstream_retries,
+            backoff_s=self._config.upstream_backoff_s,
+            deadline=deadline,
+        )
+
+    def _spec(self, **choice) -> pb.ModelSpec:
+        spec = pb.ModelSpec(name=self._config.model_name, **choice)
+        return spec
+
+    def predict(self, images: np.ndarray, version: int) -> Prediction:
+        """Predict with one explicit version; the reply's model_spec.version is the one reported."""
+        request = pb.PredictRequest(output_filter=[PROBABILITIES_KEY])
+        request.model_spec.CopyFrom(self._spec(signature_name=SIGNATURE_NAME))
+        request.model_spec.version.value = version
+        request.inputs[INPUT_KEY].CopyFrom(tensor_from_array(images))
+        response = self._call("Predict", request, "predict")
+        if PROBABILITIES_KEY not in response.outputs:
+            raise UpstreamError(f"model reply has no {PROBABILITIES_KEY!r} output")
+        probabilities = array_from_tensor(response.outputs[PROBABILITIES_KEY])
+        if probabilities.shape != (len(images), NUM_CLASSES):
+            raise UpstreamError(f"model returned probabilities of shape {list(probabilities.shape)}")
+        served = response.model_spec.version.value if response.model_spec.HasField("version") else version
+        return Prediction(probabilities=probabilities, version=int(served))
+
+    def version_for_label(self, label: str) -> int:
+        """Resolve a version label with GetModelMetadata (TF Serving has no label listing)."""
+        request = pb.GetModelMetadataRequest(metadata_field=["signature_def"])
+        request.model_spec.CopyFrom(self._spec(version_label=label))
+        response = self._call("GetModelMetadata", request, "metadata")
+        if not response.model_spec.HasField("version"):
+            raise UpstreamError(f"metadata for label {label!r} carries no version")
+        return int(response.model_spec.version.value)
+
+    def model_status(self) -> list[ModelVersionStatus]:
+        """GetModelStatus for every version of the model."""
+        request = pb.GetModelStatusRequest()
+        request.model_spec.CopyFrom(self._spec())
+        response = self._call("GetModelStatus", request, "status")
+        return [
+            ModelVersionStatus(version=int(item.version), state=_STATE_NAMES.get(item.state, "UNKNOWN"))
+            for item in response.model_version_status
+        ]
+
+    def close(self) -> None:
+        """Close this process's channel."""
+        with self._lock:
+            if self._channel is not None and self._pid == os.getpid():
+                self._channel.close()
+            self._channel = None

@@ -1,0 +1,113 @@
+"""Gateway errors and the handlers that turn every failure into a JSON error body."""
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class GatewayError(Exception):
+    """An error with an HTTP status, a stable machine code and a human message."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+    def to_dict(self) -> dict:
+        """The JSON error body."""
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class BadRequest(GatewayError):
+    """Malformed request: bad JSON, missing field, bad option."""
+
+
+class PayloadTooLarge(GatewayError):
+    """Upload bytes, image pixels or batch size over the configured limit."""
+
+    status, code = 413, "too_large"
+
+
+class UnsupportedImage(GatewayError):
+    """The bytes are not an image in a supported format."""
+
+    status, code = 415, "not_an_image"
+
+
+class Unprocessable(GatewayError):
+    """Well-formed input the model cannot use: no digit found, bad pixel values."""
+
+    status, code = 422, "unprocessable"
+
+
+class NoDigitFound(Unprocessable):
+    """The image is empty or uniform."""
+
+    code = "no_digit"
+
+
+class NotFound(GatewayError):
+    """Unknown model version or label."""
+
+    status, code = 404, "not_found"
+
+
+class UpstreamError(GatewayError):
+    """The model server answered with something the gateway cannot use."""
+
+    status, code = 502, "bad_upstream"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The model server cannot be reached or has no servable version."""
+
+    status, code = 503, "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    """The model server did not answer before the deadline."""
+
+    status, code = 504, "upstream_timeout"
+
+
+def error_response(error: GatewayError, retry_after_s: int):
+    """A Flask response for `error`, with Retry-After on 503."""
+    response = jsonify(error.to_dict())
+    response.status_code = error.status
+    if error.status == 503:
+        response.headers["Retry-After"] = str(retry_after_s)
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Map gateway errors, HTTP errors and anything unexpected to JSON bodies."""
+    retry_after_s = app.config["GATEWAY"].retry_after_s
+
+    @app.errorhandler(GatewayError)
+    def _gateway_error(error: GatewayError):
+        return error_response(error, retry_after_s)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        code = {413: "too_large", 404: "not_found", 405: "method_not_allowed"}.get(
+            error.code or 500, (error.name or "error").lower().replace(" ", "_")
+        )
+        message = "request body is over the size limit" if error.code == 413 else error.description
+        return error_response(
+            GatewayError(message or error.name, code=code, status=error.code), retry_after_s
+        )
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        # A bug, not bad input: log the traceback, answer without leaking it.
+        log.exception("unhandled error")
+        return error_response(GatewayError("internal error", code="internal", status=500), retry_after_s)

@@ -1,0 +1,51 @@
+"""Gunicorn settings for the gateway: `gunicorn -c gateway/gunicorn.conf.py 'gateway:create_app()'`."""
+
+import os
+import shutil
+import tempfile
+
+# 2 cores here: two worker processes (preprocessing is CPU work that holds the GIL), a few threads
+# each so requests waiting on the model server do not block the worker.
+bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GATEWAY_WORKERS", "2"))
+threads = int(os.environ.get("GATEWAY_THREADS", "4"))
+worker_class = os.environ.get("GATEWAY_WORKER_CLASS", "gthread")
+# The app is imported in each worker after fork, so every worker opens its own gRPC channel.
+preload_app = False
+timeout = int(os.environ.get("GATEWAY_WORKER_TIMEOUT_S", "30"))
+graceful_timeout = 10
+keepalive = 5
+accesslog = os.environ.get("GATEWAY_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("GATEWAY_LOG_LEVEL", "info")
+# No runtime control socket: it defaults to one path per user, which several gateways on a host
+# (tests, benchmarks) would fight over, and a non-root container may not be able to create.
+control_socket_disable = True
+# Request line and header limits (the body limits are the app's MAX_* settings).
+limit_request_line = 8190
+limit_request_fields = 100
+
+
+def on_starting(server):
+    """Give the workers a fresh shared directory for Prometheus multi-process metrics."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        directory = tempfile.mkdtemp(prefix="gateway-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        os.environ["GATEWAY_OWNS_METRICS_DIR"] = "1"
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(directory, exist_ok=True)
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges from the metrics."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics directory if on_starting made it."""
+    if os.environ.get("GATEWAY_OWNS_METRICS_DIR") == "1":
+        shutil.rmtree(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""), ignore_errors=True)

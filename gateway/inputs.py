@@ -1,0 +1,234 @@
+"""Parse prediction requests (multipart, JSON base64, JSON pixels, raw image bodies) and their options."""
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+
+from flask import Request
+
+from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedImage
+from gateway.preprocess import PREPROCESSING_MODES
+
+LABEL_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+DATA_URL_PREFIX = re.compile(r"^data:[^,]{0,200},", re.IGNORECASE)
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+OPTION_NAMES = ("preprocessing", "version", "label", "return_processed")
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the client asked for besides the image."""
+
+    preprocessing: str = "enhanced"
+    version: int | None = None
+    label: str | None = None
+    return_processed: bool = False
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """One image to predict: encoded bytes, or a pixel array as sent (validated later)."""
+
+    data: bytes | None = None
+    pixels: object = None
+
+
+def read_json(request: Request) -> object:
+    """The parsed JSON body; 400 for invalid JSON or nesting deep enough to break the parser."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise BadRequest("the request body is empty", code="empty_body")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest("the request body is not valid JSON", code="malformed_json") from exc
+
+
+def body_kind(request: Request) -> str:
+    """'multipart', 'json', 'image' or 'empty' from the Content-Type; 415 for anything else."""
+    mimetype = request.mimetype or ""
+    if mimetype == "multipart/form-data":
+        return "multipart"
+    if mimetype == "application/json" or mimetype.endswith("+json"):
+        return "json"
+    if mimetype.startswith("image/") or mimetype == "application/octet-stream":
+        return "image"
+    if not request.get_data(cache=True):
+        raise BadRequest("the request body is empty", code="empty_body")
+    raise UnsupportedImage(
+        f"unsupported Content-Type {mimetype or '(none)'}: send multipart/form-data, "
+        "application/json or an image/* body",
+        code="unsupported_media_type",
+    )
+
+
+def parse_options(request: Request, body: dict | None) -> Options:
+    """Options from the query string, form fields and JSON fields (JSON wins), validated (400)."""
+    raw: dict[str, object] = {}
+    for source in (request.args, request.form if request.mimetype == "multipart/form-data" else {}):
+        for name in OPTION_NAMES:
+            if name in source:
+                raw[name] = source[name]
+    if body is not None:
+        raw.update({name: body[name] for name in OPTION_NAMES if name in body and body[name] is not None})
+    preprocessing = raw.get("preprocessing", "enhanced")
+    if not isinstance(preprocessing, str) or preprocessing.lower() not in PREPROCESSING_MODES:
+        raise BadRequest(f"preprocessing must be one of {list(PREPROCESSING_MODES)}", code="bad_option")
+    version = _parse_version(raw.get("version"))
+    label = raw.get("label")
+    if label is not None and (not isinstance(label, str) or not LABEL_PATTERN.match(label)):
+        raise BadRequest("label must be 1-128 letters, digits, '_', '.' or '-'", code="bad_option")
+    if version is not None and label is not None:
+        raise BadRequest("give either version or label, not both", code="bad_option")
+    return Options(
+        preprocessing=preprocessing.lower(),
+        version=version,
+        label=label,
+        return_processed=_parse_bool(raw.get("return_processed", False), "return_processed"),
+    )
+
+
+def _parse_version(value: object) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise BadRequest("version must be a positive integer", code="bad_option")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or not 0 < value < 2**63:
+        raise BadRequest("version must be a positive integer", code="bad_option")
+    return value
+
+
+def _parse_bool(value: object, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise BadRequest(f"{name} must be true or false", code="bad_option")
+
+
+def decode_base64(text: object, max_bytes: int) -> bytes:
+    """Bytes from base64 text (standard or URL-safe, padding optional, data: URL prefix allowed)."""
+    if not isinstance(text, str):
+        raise BadRequest("image must be a base64 string", code="bad_image_field")
+    text = DATA_URL_PREFIX.sub("", text.strip(), count=1)
+    text = "".join(text.split())
+    if len(text) * 3 // 4 > max_bytes + 3:
+        raise PayloadTooLarge(f"image is over the {max_bytes}-byte upload limit", code="upload_too_large")
+    if not text:
+        raise BadRequest("image is an empty string", code="bad_image_field")
+    text += "=" * (-len(text) % 4)
+    try:
+        data = base64.b64decode(text, altchars=b"-_" if ("-" in text or "_" in text) else None, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest("image is not valid base64", code="bad_base64") from exc
+    _check_size(data, max_bytes)
+    return data
+
+
+def read_upload(storage, max_bytes: int) -> bytes:
+    """The bytes of an uploaded file, refusing more than `max_bytes` without reading it all."""
+    data = storage.read(max_bytes + 1)
+    _check_size(data, max_bytes)
+    return data
+
+
+def _check_size(data: bytes, max_bytes: int) -> None:
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"image is over the {max_bytes}-byte upload limit", code="upload_too_large")
+
+
+def single_input(request: Request, max_bytes: int) -> tuple[ImageInput, Options]:
+    """The one image of POST /v1/predict and its options."""
+    kind = body_kind(request)
+    if kind == "multipart":
+        storage = request.files.get("image")
+        if storage is None:
+            raise BadRequest("multipart body has no file field 'image'", code="missing_image")
+        return ImageInput(data=read_upload(storage, max_bytes)), parse_options(request, None)
+    if kind == "image":
+        data = request.get_data(cache=True)
+        if not data:
+            raise BadRequest("the request body is empty", code="empty_body")
+        _check_size(data, max_bytes)
+        return ImageInput(data=data), parse_options(request, None)
+    body = read_json(request)
+    if not isinstance(body, dict):
+        raise BadRequest(
+            'JSON body must be an object: {"image": "<base64>"} or {"pixels": [[...]]}', code="bad_json_body"
+        )
+    options = parse_options(request, body)
+    has_image, has_pixels = body.get("image") is not None, body.get("pixels") is not None
+    if has_image == has_pixels:
+        raise BadRequest(
+            'JSON body needs exactly one of "image" (base64) or "pixels" (28x28 numbers)',
+            code="missing_image",
+        )
+    if has_image:
+        return ImageInput(data=decode_base64(body["image"], max_bytes)), options
+    return ImageInput(pixels=body["pixels"]), options
+
+
+def batch_inputs(
+    request: Request, max_bytes: int, max_batch: int
+) -> tuple[list[ImageInput | Exception], Options]:
+    """The images of POST /v1/predict/batch (an item that cannot be read is its error) and options."""
+    kind = body_kind(request)
+    if kind == "multipart":
+        files = request.files.getlist("images") + request.files.getlist("image")
+        _check_count(len(files), max_batch)
+        items = [
+            _attempt(lambda storage=storage: ImageInput(data=read_upload(storage, max_bytes)))
+            for storage in files
+        ]
+        return items, parse_options(request, None)
+    if kind == "image":
+        raise UnsupportedImage(
+            "a batch is multipart 'images' or JSON, not a single image body", code="unsupported_media_type"
+        )
+    body = read_json(request)
+    options_body = body if isinstance(body, dict) else None
+    if isinstance(body, list):
+        body = {"images": body}
+    if not isinstance(body, dict):
+        raise BadRequest('JSON body must be {"images": [...]} or {"pixels": [...]}', code="bad_json_body")
+    images, pixels = body.get("images"), body.get("pixels")
+    if (images is None) == (pixels is None):
+        raise BadRequest(
+            'JSON body needs exactly one of "images" (base64 list) or "pixels" (list of 28x28)',
+            code="missing_image",
+        )
+    entries = images if images is not None else pixels
+    if not isinstance(entries, list):
+        raise BadRequest("images/pixels must be a JSON list", code="bad_json_body")
+    _check_count(len(entries), max_batch)
+    options = parse_options(request, options_body)
+    if images is not None:
+        items = [
+            _attempt(lambda entry=entry: ImageInput(data=decode_base64(entry, max_bytes)))
+            for entry in entries
+        ]
+    else:
+        items = [ImageInput(pixels=entry) for entry in entries]
+    return items, options
+
+
+def _check_count(count: int, max_batch: int) -> None:
+    if count == 0:
+        raise BadRequest("the batch has no images", code="empty_batch")
+    if count > max_batch:
+        raise PayloadTooLarge(
+            f"the batch has {count} images, over the limit of {max_batch}", code="batch_too_large"
+        )
+
+
+def _attempt(make):
+    """The ImageInput, or the 4xx error reading it raised (kept per item in a batch)."""
+    try:
+        return make()
+    except (BadRequest, PayloadTooLarge, UnsupportedImage) as error:
+        return error

@@ -1,0 +1,1 @@
+"""TF Serving configuration and a TF-Serving-compatible local model server."""

@@ -1,0 +1,244 @@
+"""One loaded SavedModel version: its signatures, warm-up replay and predict calls."""
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+
+from serving.model_server import tensors
+from serving.model_server.errors import ServingError, failed_precondition, invalid_argument
+
+log = logging.getLogger(__name__)
+
+SERVE_TAG = "serve"
+DEFAULT_SIGNATURE = "serving_default"
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+PREDICT_METHOD_NAMES = (
+    "tensorflow/serving/predict",
+    "tensorflow/serving/classify",
+    "tensorflow/serving/regress",
+)
+
+
+class _FlatCall:
+    """Calls a signature's graph function with flat tensors, skipping per-call argument binding.
+
+    The public `ConcreteFunction.__call__` re-binds keyword arguments and re-packs outputs on every call
+    (about 0.5 ms here); TF Serving's Session::Run has no such cost. This uses the function's flat calling
+    convention (TensorFlow 2.21, pinned in serving/requirements.txt); `Servable` checks it against the
+    public call at load time and falls back to the public call if they disagree or the API is missing.
+    """
+
+    def __init__(self, function):
+        self._call = function._inference_function.call_flat
+        self._captures = list(function.captured_inputs)
+        self._input_names = list(function._arg_keywords)
+        self._output_names = sorted(function.structured_outputs)  # tf.nest.flatten order of a dict
+
+    def __call__(self, **feeds):
+        outputs = self._call(*[feeds[name] for name in self._input_names], *self._captures)
+        return dict(zip(self._output_names, outputs, strict=True))
+
+
+@dataclass
+class _Signature:
+    """A signature's TensorInfo and the concrete function that runs it."""
+
+    definition: meta_graph_pb2.SignatureDef
+    function: object
+    input_dtypes: dict[str, int]
+    input_shapes: dict[str, tuple[int, ...] | None]
+    fast: object | None = None  # _FlatCall once verified against `function`
+
+
+def _read_signature_defs(export_dir: Path) -> dict[str, meta_graph_pb2.SignatureDef]:
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((export_dir / "saved_model.pb").read_bytes())
+    for meta_graph in saved_model.meta_graphs:
+        if SERVE_TAG in meta_graph.meta_info_def.tags:
+            return {name: sig for name, sig in meta_graph.signature_def.items() if not name.startswith("__")}
+    raise ValueError(f"SavedModel at {export_dir} has no MetaGraphDef tagged '{SERVE_TAG}'")
+
+
+def _shape_of(info) -> tuple[int, ...] | None:
+    if info.tensor_shape.unknown_rank:
+        return None
+    return tuple(dim.size for dim in info.tensor_shape.dim)
+
+
+class Servable:
+    """A SavedModel version loaded with tf.saved_model.load, ready to serve predict requests."""
+
+    def __init__(self, name: str, version: int, export_dir: Path):
+        self.name = name
+        self.version = version
+        self.export_dir = Path(export_dir)
+        self._model = tf.saved_model.load(str(self.export_dir), tags=[SERVE_TAG])
+        self.signature_defs = _read_signature_defs(self.export_dir)
+        self._signatures: dict[str, _Signature] = {}
+        for sig_name, definition in self.signature_defs.items():
+            function = self._model.signatures.get(sig_name)
+            if function is None:
+                continue
+            self._signatures[sig_name] = _Signature(
+                definition,
+                function,
+                {alias: info.dtype for alias, info in definition.inputs.items()},
+                {alias: _shape_of(info) for alias, info in definition.inputs.items()},
+            )
+
+    def input_dtypes(self, signature_name: str) -> dict[str, int]:
+        """Input alias -> DataType for the REST JSON decoder (HttpRestApiHandler::GetInfoMap)."""
+        name = signature_name or DEFAULT_SIGNATURE
+        signature = self._signatures.get(name)
+        if signature is None:
+            raise invalid_argument(f'Serving signature name: "{name}" not found in signature def')
+        return signature.input_dtypes
+
+    def predict(
+        self, signature_name: str, inputs: dict[str, np.ndarray], output_filter: tuple[str, ...] = ()
+    ) -> dict[str, np.ndarray]:
+        """Run a signature on numpy inputs, validating like predict_util.cc; return outputs by alias."""
+        name = signature_name or DEFAULT_SIGNATURE
+        signature = self._signatures.get(name)
+        if signature is None:
+            raise failed_precondition(f'Serving signature key "{name}" not found.')
+        definition = signature.definition
+        if definition.method_name and definition.method_name not in PREDICT_METHOD_NAMES:
+            raise ServingError(
+                grpc.StatusCode.INTERNAL,
+                "Expected prediction signature method_name to be one of "
+                "{tensorflow/serving/predict, tensorflow/serving/classify, "
+                f"tensorflow/serving/regress}}. Was: {definition.method_name}",
+            )
+        expected = signature.input_dtypes
+        if len(inputs) != len(expected):
+            sent, wanted = set(inputs), set(expected)
+            raise invalid_argument(
+                f"input size does not match signature: {len(inputs)}!={len(expected)} "
+                f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(wanted))}}}). "
+                f"Sent extra: {{{','.join(sorted(sent - wanted))}}}. "
+                f"Missing but required: {{{','.join(sorted(wanted - sent))}}}."
+            )
+        feeds = {}
+        for index, alias in enumerate(sorted(expected)):
+            if alias not in inputs:
+                raise invalid_argument(
+                    f"input tensor alias not found in signature: "
+                    f"{next(a for a in inputs if a not in expected)}. Inputs expected to be "
+                    f"in the set {{{','.join(sorted(expected))}}}."
+                )
+            array = inputs[alias]
+            dtype = expected[alias]
+            if tensors.datatype_of(array) != dtype:
+                # The message Session::Run gives for a feed of the wrong dtype.
+                raise invalid_argument(
+                    f"Expects arg[{index}] to be {tensors.dtype_name(dtype)} but "
+                    f"{tensors.dtype_name(tensors.datatype_of(array))} is provided"
+                )
+            _check_shape(alias, array.shape, signature.input_shapes[alias])
+            feeds[alias] = tf.convert_to_tensor(array)
+        outputs_wanted = list(output_filter) or list(definition.outputs)
+        seen = set()
+        for alias in outputs_wanted:
+            if alias not in definition.outputs:
+                raise invalid_argument(
+                    f"output tensor alias not found in signature: {alias} Outputs expected "
+                    f"to be in the set {{{','.join(sorted(definition.outputs))}}}."
+                )
+            if alias in seen:
+                raise invalid_argument(f"duplicate output tensor alias: {alias}")
+            seen.add(alias)
+        try:
+            results = (signature.fast or signature.function)(**feeds)
+        except tf.errors.OpError as exc:
+            raise ServingError(_grpc_code(exc), exc.message) from None
+        except (TypeError, ValueError) as exc:
+            raise invalid_argument(str(exc).splitlines()[0]) from None
+        return {alias: results[alias].numpy() for alias in outputs_wanted}
+
+    def enable_fast_calls(self, sample_inputs: dict[str, dict[str, np.ndarray]]) -> None:
+        """Switch each signature to _FlatCall if it gives the public call's answers on `sample_inputs`."""
+        for name, signature in self._signatures.items():
+            inputs = sample_inputs.get(name)
+            if inputs is None:
+                continue
+            try:
+                fast = _FlatCall(signature.function)
+                feeds = {alias: tf.convert_to_tensor(array) for alias, array in inputs.items()}
+                expected = signature.function(**feeds)
+                got = fast(**feeds)
+                same = set(got) == set(expected) and all(
+                    np.allclose(got[k].numpy(), expected[k].numpy(), rtol=1e-5, atol=1e-6) for k in expected
+                )
+            except Exception as exc:  # private API changed: keep the public call
+                log.warning("Fast signature calls unavailable for %s/%s: %s", self.export_dir, name, exc)
+                continue
+            if same:
+                signature.fast = fast
+            else:
+                log.warning("Fast signature call disagrees with the public call for %s; not used", name)
+
+    def sample_inputs(self) -> dict[str, dict[str, np.ndarray]]:
+        """One zero-filled single-row input per signature whose input shapes are fully known but the batch."""
+        samples = {}
+        for name, signature in self._signatures.items():
+            inputs = {}
+            for alias, shape in signature.input_shapes.items():
+                dtype = tensors.numpy_dtype(signature.input_dtypes[alias])
+                if shape is None or any(size < 0 for size in shape[1:]) or dtype is np.object_:
+                    break
+                inputs[alias] = np.zeros((1, *shape[1:]), dtype=dtype)
+            else:
+                samples[name] = inputs
+        return samples
+
+    def warm_up(self) -> int:
+        """Replay assets.extra/tf_serving_warmup_requests (PredictLog records); return how many ran."""
+        path = self.export_dir / WARMUP_FILE
+        if not path.is_file():
+            return 0
+        count = 0
+        started = time.monotonic()
+        for record in tf.data.TFRecordDataset(str(path)):
+            entry = prediction_log_pb2.PredictionLog()
+            entry.ParseFromString(record.numpy())
+            if entry.WhichOneof("log_type") != "predict_log":
+                raise ValueError("Unsupported log_type for warmup: only predict_log is supported here")
+            request = entry.predict_log.request
+            inputs = {alias: tensors.proto_to_array(proto, alias) for alias, proto in request.inputs.items()}
+            self.predict(request.model_spec.signature_name, inputs, tuple(request.output_filter))
+            count += 1
+        log.info(
+            "Finished reading warmup data for model at %s. Number of warmup records read: %d. "
+            "Elapsed time (microseconds): %d.",
+            self.export_dir,
+            count,
+            int((time.monotonic() - started) * 1e6),
+        )
+        return count
+
+
+def _check_shape(alias: str, shape: tuple[int, ...], expected: tuple[int, ...] | None) -> None:
+    if expected is None:
+        return
+    if len(shape) != len(expected) or any(e >= 0 and e != s for s, e in zip(shape, expected, strict=False)):
+        wanted = "[" + ",".join("?" if e < 0 else str(e) for e in expected) + "]"
+        got = "[" + ",".join(map(str, shape)) + "]"
+        raise invalid_argument(
+            f"input tensor {alias} has shape {got}, incompatible with the signature's shape {wanted}"
+        )
+
+
+def _grpc_code(exc: tf.errors.OpError) -> grpc.StatusCode:
+    """The gRPC code with the same number as a TensorFlow error code."""
+    for code in grpc.StatusCode:
+        if code.value[0] == exc.error_code:
+            return code
+    return grpc.StatusCode.UNKNOWN

@@ -1,0 +1,176 @@
+"""Chromium draws digits on the Gradio canvas with the mouse right after page load and reads the result."""
+
+import json
+import math
+import re
+import time
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.e2e.digit_strokes import CANVAS_PX, DIGIT_STROKES
+from tests.support.processes import REPO_ROOT
+from tests.support.stack import start_stack
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+OUTPUT_DIR = REPO_ROOT / "test-output" / "ui"
+PAGE_TIMEOUT_MS = 30_000
+RESULT_TIMEOUT_S = 20.0
+# A real mouse reports a point every few pixels, but every pointer move costs a software-WebGL frame
+# (~0.5-2 s on a loaded 2-core machine), so strokes are sampled every ~20 screen px: still many
+# moves per stroke, and curves stay smooth enough to read.
+POINTER_SPACING_PX = 25.0
+BROWSER_DIGITS = [0, 1, 3, 7]
+BRUSH_SELECTOR = "#digit-canvas button[aria-label='Brush']"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    running = start_stack(tmp_path_factory.mktemp("ui_browser_stack"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, stack):
+    """A fresh page on the UI, waited on only until the canvas is visible."""
+    context = browser.new_context(viewport={"width": 1100, "height": 1100})
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    page.goto(stack.ui_url)
+    page.locator("#digit-canvas canvas").first.wait_for(state="visible")
+    yield page
+    context.close()
+
+
+def drawing_area(page) -> tuple[float, float, float]:
+    """(left, top, side) of the drawing surface: the canvas is shown centred at the editor's zoom."""
+    editor = page.locator("#digit-canvas canvas").first
+    zoom_text = page.locator("#digit-canvas").get_by_text(re.compile(r"^\d+%$")).first.inner_text()
+    side = CANVAS_PX * int(zoom_text.rstrip("%")) / 100
+    box = editor.bounding_box()
+    return box["x"] + (box["width"] - side) / 2, box["y"] + (box["height"] - side) / 2, side
+
+
+def draw_digit(page, digit: int) -> None:
+    """Draw the digit's strokes with mouse down / move / up, like a person holding the button."""
+    left, top, side = drawing_area(page)
+    for stroke in DIGIT_STROKES[digit]:
+        points = resample([(left + x * side, top + y * side) for x, y in stroke], POINTER_SPACING_PX)
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point)
+        page.mouse.up()
+
+
+def resample(points: list[tuple[float, float]], spacing: float) -> list[tuple[float, float]]:
+    """Points every `spacing` px of arc length along the polyline, keeping sharp corners and both ends."""
+    out, carry = [points[0]], 0.0
+    for index, ((x0, y0), (x1, y1)) in enumerate(zip(points, points[1:], strict=False)):
+        length = math.hypot(x1 - x0, y1 - y0)
+        position = spacing - carry
+        while length and position <= length:
+            out.append((x0 + (x1 - x0) * position / length, y0 + (y1 - y0) * position / length))
+            position += spacing
+        carry = length - (position - spacing)
+        if index + 2 < len(points) and _turn_deg(points[index], points[index + 1], points[index + 2]) > 35:
+            out.append((x1, y1))  # a pen corner, like the top right of a 7
+            carry = 0.0
+    if out[-1] != points[-1]:
+        out.append(points[-1])
+    return out
+
+
+def _turn_deg(a, b, c) -> float:
+    """How many degrees the path turns at b."""
+    first = math.atan2(b[1] - a[1], b[0] - a[0])
+    second = math.atan2(c[1] - b[1], c[0] - b[0])
+    return abs(math.degrees((second - first + math.pi) % (2 * math.pi) - math.pi))
+
+
+def settled_result(page) -> tuple[int | None, str, str]:
+    """(digit shown, details, message) once the result has stopped changing for a second."""
+    deadline = time.monotonic() + RESULT_TIMEOUT_S
+    last, stable_since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        digit = page.locator("#predicted-digit [data-digit]")
+        current = (
+            int(digit.first.get_attribute("data-digit")) if digit.count() else None,
+            page.locator("#prediction-details").inner_text(),
+            page.locator("#message").inner_text(),
+        )
+        if current != last:
+            last, stable_since = current, time.monotonic()
+        elif (current[0] is not None or current[2]) and time.monotonic() - stable_since > 1.0:
+            return current
+        time.sleep(0.2)
+    raise AssertionError(f"no settled result within {RESULT_TIMEOUT_S}s, last seen {last}")
+
+
+def test_canvas_is_ready_to_draw_on_load(page):
+    page.screenshot(path=str(OUTPUT_DIR / "page_loaded.png"), full_page=True)
+    brush = page.locator(BRUSH_SELECTOR)
+    brush.wait_for()
+    # The brush is the selected tool (Gradio highlights the active tool button).
+    page.wait_for_function(
+        f"() => document.querySelector({json.dumps(BRUSH_SELECTOR)}).classList.contains('highlight')"
+    )
+    assert not page.get_by_text("select the draw tool to start").is_visible()
+
+
+@pytest.mark.parametrize("digit", BROWSER_DIGITS)
+def test_digit_drawn_with_the_mouse_is_read(page, digit):
+    draw_digit(page, digit)  # straight away: no tool click, no pasted image
+    page.locator("#predict").click()
+    shown, details, message = settled_result(page)
+    page.screenshot(path=str(OUTPUT_DIR / f"digit_{digit}.png"), full_page=True)
+    assert message == "", message
+    assert shown == digit, f"drew {digit}, page shows {shown} ({details})"
+    assert "version 1" in details
+    assert page.locator("#processed-image img").count() == 1
+
+
+def test_empty_canvas_shows_the_friendly_message(page):
+    page.locator("#predict").click()
+    page.get_by_text("The canvas is empty").wait_for()
+    page.screenshot(path=str(OUTPUT_DIR / "empty_canvas.png"), full_page=True)
+    assert page.locator("#predicted-digit [data-digit]").count() == 0
+
+
+def stray_stroke(page) -> None:
+    """A short slip of the pen in the bottom-left corner."""
+    left, top, side = drawing_area(page)
+    page.mouse.move(left + 0.08 * side, top + 0.9 * side)
+    page.mouse.down()
+    page.mouse.move(left + 0.2 * side, top + 0.94 * side)
+    page.mouse.up()
+
+
+def test_clear_undo_and_draw_again_without_reloading(page):
+    draw_digit(page, 1)
+    page.locator("#predict").click()
+    assert settled_result(page)[0] == 1
+    page.locator("#clear").click()  # the app's Clear button
+    page.wait_for_function("() => !document.querySelector('#predicted-digit [data-digit]')")
+    stray_stroke(page)
+    # The editor's own "Clear canvas" resets Gradio's tool; the page must still draw right after it.
+    page.locator("#digit-canvas button[aria-label='Clear canvas']").click()
+    draw_digit(page, 7)
+    stray_stroke(page)
+    undo = page.locator("#digit-canvas button[aria-label='Undo']")
+    undo.click()  # takes back the slip, keeps the 7
+    page.locator("#predict").click()
+    shown, details, _ = settled_result(page)
+    page.screenshot(path=str(OUTPUT_DIR / "clear_undo_then_7.png"), full_page=True)
+    assert shown == 7, details

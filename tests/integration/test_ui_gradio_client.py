@@ -1,0 +1,151 @@
+"""gradio_client against the real UI, gateway and local model server: digits in, predictions out."""
+
+import io
+import re
+import socket
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from tests.e2e.digit_strokes import DIGIT_STROKES, render_digit_png
+from tests.support.processes import free_port
+from tests.support.stack import start_stack, start_ui
+from ui.present import EMPTY_CANVAS_MESSAGE, EMPTY_UPLOAD_MESSAGE
+
+DIGITS = sorted(DIGIT_STROKES)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    running = start_stack(tmp_path_factory.mktemp("ui_stack"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def client(stack):
+    return Client(stack.ui_url, verbose=False)
+
+
+def shown_digit(digit_html: str) -> int | None:
+    """The digit the page shows in large type (None for the placeholder)."""
+    match = re.search(r'data-digit="(\d)"', digit_html)
+    return int(match.group(1)) if match else None
+
+
+def canvas_value(png_path: Path | None) -> dict:
+    """A Sketchpad value as an API client sends it: one layer and its composite."""
+    if png_path is None:
+        return {"background": None, "layers": [], "composite": None}
+    return {
+        "background": None,
+        "layers": [handle_file(str(png_path))],
+        "composite": handle_file(str(png_path)),
+    }
+
+
+def drawn_digit(tmp_path: Path, digit: int) -> Path:
+    path = tmp_path / f"drawn_{digit}.png"
+    path.write_bytes(render_digit_png(digit))
+    return path
+
+
+@pytest.mark.parametrize("digit", DIGITS)
+def test_drawn_digit_is_read_back(client, tmp_path, digit):
+    digit_html, top3, processed, details, message = client.predict(
+        canvas_value(drawn_digit(tmp_path, digit)), "enhanced", "default", api_name="/predict_drawing"
+    )
+    assert shown_digit(digit_html) == digit, (digit_html, top3, message)
+    assert str(top3["label"]) == str(digit) and len(top3["confidences"]) == 3
+    with Image.open(processed) as seen:
+        assert seen.size == (28, 28)
+    assert "version **1**" in details and "round trip" in details
+    assert message == ""
+
+
+@pytest.mark.parametrize("digit", [3, 7])
+def test_uploaded_photo_style_digit_is_read_back(client, tmp_path, digit):
+    ink = Image.open(io.BytesIO(render_digit_png(digit)))
+    paper = Image.new("RGBA", ink.size, "white")
+    path = tmp_path / f"upload_{digit}.jpg"
+    Image.alpha_composite(paper, ink).convert("RGB").save(path, format="JPEG", quality=90)
+    digit_html, *_ = client.predict(handle_file(str(path)), "enhanced", "default", api_name="/predict_upload")
+    assert shown_digit(digit_html) == digit
+
+
+def test_empty_canvas_gets_the_friendly_message(client, tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.new("RGBA", (448, 448), (0, 0, 0, 0)).save(blank)
+    for value in (canvas_value(None), canvas_value(blank)):
+        digit_html, top3, processed, details, message = client.predict(
+            value, "enhanced", "default", api_name="/predict_drawing"
+        )
+        assert message == EMPTY_CANVAS_MESSAGE
+        assert shown_digit(digit_html) is None and processed is None and details == ""
+
+
+def test_missing_upload_gets_the_friendly_message(client):
+    *_, message = client.predict(None, "enhanced", "default", api_name="/predict_upload")
+    assert message == EMPTY_UPLOAD_MESSAGE
+
+
+def test_compare_shows_both_preprocessing_modes(client, tmp_path):
+    outputs = client.predict(canvas_value(drawn_digit(tmp_path, 7)), "default", api_name="/compare")
+    standard, enhanced = outputs[:4], outputs[4:]
+    for digit_html, top3, processed, _details in (standard, enhanced):
+        assert shown_digit(digit_html) is not None and processed is not None
+        assert len(top3["confidences"]) == 3
+    assert "`standard`" in standard[3] and "`enhanced`" in enhanced[3]
+    assert shown_digit(enhanced[0]) == 7
+
+
+def test_status_line_and_model_choices_come_from_the_gateway(client):
+    status, dropdown = client.predict("default", api_name="/status")
+    assert "Gateway up" in status and "model ready" in status and "v1 AVAILABLE" in status
+
+
+def test_explicit_version_and_unknown_label(client, tmp_path):
+    png = drawn_digit(tmp_path, 1)
+    digit_html, *_, details, message = client.predict(
+        canvas_value(png), "enhanced", "version:1", api_name="/predict_drawing"
+    )
+    assert shown_digit(digit_html) == 1 and "version **1**" in details and "`enhanced`" in details
+    # The preprocessing choice reaches the gateway (standard is a plain resize: no claim on the digit).
+    *_, details, message = client.predict(
+        canvas_value(png), "standard", "version:1", api_name="/predict_drawing"
+    )
+    assert "`standard`" in details and message == ""
+    *_, message = client.predict(canvas_value(png), "enhanced", "label:nope", api_name="/predict_drawing")
+    assert "refused" in message and "Traceback" not in message
+    digit_html, *_ = client.predict(canvas_value(png), "enhanced", "default", api_name="/predict_drawing")
+    assert shown_digit(digit_html) == 1  # the app is still serving
+
+
+@pytest.fixture
+def hung_gateway():
+    """A port that accepts connections and never answers: a gateway stuck mid-request."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize(("gateway", "expected"), [("down", "is down"), ("hung", "is slow")])
+def test_gateway_down_or_slow_gets_a_friendly_message_and_the_ui_stays_up(
+    tmp_path, hung_gateway, gateway, expected
+):
+    url = hung_gateway if gateway == "hung" else f"http://127.0.0.1:{free_port()}"
+    ui, ui_url = start_ui(tmp_path, url, name=f"ui_{gateway}_gateway", timeout_s=1.0)
+    try:
+        broken = Client(ui_url, verbose=False)
+        png = drawn_digit(tmp_path, 7)
+        *_, message = broken.predict(canvas_value(png), "enhanced", "default", api_name="/predict_drawing")
+        assert expected in message and "Traceback" not in message, message
+        status, _ = broken.predict("default", api_name="/status")
+        assert ("Gateway down" in status) if gateway == "down" else ("Gateway" in status)
+        assert ui.process.poll() is None, ui.log_tail()
+        assert "Traceback" not in ui.log_tail()
+    finally:
+        ui.stop()

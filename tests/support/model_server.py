@@ -1,0 +1,161 @@
+"""Start the local TF-Serving-compatible model server for tests and wait until a version is AVAILABLE."""
+
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.processes import READY_TIMEOUT_S, REPO_ROOT, ServiceProcess, free_port
+
+MODEL_NAME = "mnist"
+COMMITTED_MODEL_DIR = REPO_ROOT / "models" / "mnist"
+# A tiny export with the same signature, used only while the committed baseline is not there yet.
+SMOKE_MODEL_DIR = Path("/tmp/smoke_models")
+# The flags `make serve` uses besides ports and paths; `extra_flags` come later and win.
+DEFAULT_FLAGS = (
+    "--allow_version_labels_for_unavailable_models=true",
+    "--max_num_load_retries=0",
+    "--file_system_poll_wait_seconds=1",
+)
+
+
+def default_model_version_dir() -> Path:
+    """The lowest committed version of models/mnist, or the smoke export when none is committed yet."""
+    for base in (COMMITTED_MODEL_DIR, SMOKE_MODEL_DIR):
+        if base.is_dir():
+            versions = sorted(
+                (int(child.name), child)
+                for child in base.iterdir()
+                if child.name.isdigit() and (child / "saved_model.pb").is_file()
+            )
+            if versions:
+                return versions[0][1]
+    raise FileNotFoundError(f"no SavedModel version under {COMMITTED_MODEL_DIR} or {SMOKE_MODEL_DIR}")
+
+
+def copy_model(src_version_dir: Path, dst_base: Path, version: int) -> Path:
+    """Copy one SavedModel version to `dst_base/<version>` via a staging name and an atomic rename."""
+    dst_base = Path(dst_base)
+    dst_base.mkdir(parents=True, exist_ok=True)
+    staging = dst_base / f".staging-{version}"
+    final = dst_base / str(version)
+    if staging.exists():
+        shutil.rmtree(staging)
+    shutil.copytree(src_version_dir, staging)
+    staging.rename(final)
+    return final
+
+
+@dataclass
+class RunningModelServer:
+    """A started model server process and where to reach it."""
+
+    process: ServiceProcess
+    grpc_port: int
+    rest_port: int
+
+    @property
+    def grpc_target(self) -> str:
+        """host:port for grpc.insecure_channel."""
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def rest_url(self) -> str:
+        """Base URL of the REST API."""
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    def stop(self) -> int | None:
+        """SIGTERM the server (it drains requests in flight) and return its exit code."""
+        return self.process.stop()
+
+
+def wait_available(
+    server: RunningModelServer, model_name: str = MODEL_NAME, timeout_s: float = READY_TIMEOUT_S
+) -> dict:
+    """Poll GET /v1/models/{model_name} until a version is AVAILABLE; return the status body."""
+    url = f"{server.rest_url}/v1/models/{model_name}"
+    deadline = time.monotonic() + timeout_s
+    last = "no attempt"
+    while time.monotonic() < deadline:
+        if server.process.process.poll() is not None:
+            raise RuntimeError(
+                f"model server exited with {server.process.process.returncode}:\n{server.process.log_tail()}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                body = json.loads(response.read())
+            states = [entry.get("state") for entry in body.get("model_version_status", [])]
+            if "AVAILABLE" in states:
+                return body
+            last = f"states {states}"
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+        except (OSError, ValueError) as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"model server not ready at {url} after {timeout_s}s ({last}):\n{server.process.log_tail()}"
+    )
+
+
+def start_model_server(
+    log_dir: Path,
+    *,
+    model_base_path: Path | None = None,
+    model_config_file: Path | None = None,
+    extra_flags: Sequence[str] = (),
+    name: str = "model_server",
+    model_name: str = MODEL_NAME,
+) -> RunningModelServer:
+    """Start `python -m serving.model_server` on free ports; wait until `model_name` has a version AVAILABLE.
+
+    With neither `model_base_path` nor `model_config_file`, a copy of the default model is served from
+    `log_dir/models/mnist/1`. DEFAULT_FLAGS go first, so configs with labels work as with `make serve`.
+    """
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    grpc_port, rest_port = free_port(), free_port()
+    while rest_port == grpc_port:
+        rest_port = free_port()
+    args = ["-m", "serving.model_server", f"--port={grpc_port}", f"--rest_api_port={rest_port}"]
+    if model_config_file is not None:
+        args.append(f"--model_config_file={model_config_file}")
+    else:
+        if model_base_path is None:
+            model_base_path = log_dir / "models" / model_name
+            if not (model_base_path / "1").exists():
+                copy_model(default_model_version_dir(), model_base_path, 1)
+        args += [f"--model_name={model_name}", f"--model_base_path={model_base_path}"]
+    args += [*DEFAULT_FLAGS, *extra_flags]
+    server = RunningModelServer(ServiceProcess(name, args, log_dir), grpc_port, rest_port)
+    try:
+        wait_available(server, model_name)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def write_model_config(
+    path: Path,
+    base_path: Path,
+    *,
+    policy: str = "latest { num_versions: 1 }",
+    labels: dict[str, int] | None = None,
+    model_name: str = MODEL_NAME,
+) -> Path:
+    """Write a models.config (text ModelServerConfig) for one model; return its path."""
+    label_lines = "".join(
+        f'    version_labels {{ key: "{key}" value: {value} }}\n' for key, value in (labels or {}).items()
+    )
+    Path(path).write_text(
+        "model_config_list {\n  config {\n"
+        f'    name: "{model_name}"\n    base_path: "{Path(base_path).resolve()}"\n'
+        '    model_platform: "tensorflow"\n'
+        f"    model_version_policy {{ {policy} }}\n{label_lines}  }}\n}}\n"
+    )
+    return Path(path)

@@ -1,0 +1,84 @@
+"""A real SavedModel version in-process: signatures, validation messages, warm-up and the fast call path."""
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from serving.model_server.errors import ServingError
+from serving.model_server.servable import Servable
+from tests.support.model_server import default_model_version_dir
+
+IMAGES = np.random.default_rng(5).random((2, 28, 28, 1), dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def servable():
+    return Servable("mnist", 1, default_model_version_dir())
+
+
+def test_fast_calls_match_the_public_signature_call(servable):
+    public = {
+        k: v.numpy()
+        for k, v in tf.saved_model.load(str(default_model_version_dir()))
+        .signatures["serving_default"](image=tf.constant(IMAGES))
+        .items()
+    }
+    servable.enable_fast_calls(servable.sample_inputs())
+    assert servable._signatures["serving_default"].fast is not None
+    got = servable.predict("", {"image": IMAGES})
+    np.testing.assert_allclose(got["probabilities"], public["probabilities"], rtol=1e-5)
+    np.testing.assert_array_equal(got["digit"], public["digit"])
+
+
+def test_warm_up_replays_the_recorded_requests(servable):
+    assert servable.warm_up() > 0
+
+
+@pytest.mark.parametrize(
+    ("signature", "inputs", "code", "message"),
+    [
+        (
+            "nope",
+            {"image": IMAGES},
+            grpc.StatusCode.FAILED_PRECONDITION,
+            'Serving signature key "nope" not found.',
+        ),
+        (
+            "",
+            {},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "input size does not match signature: 0!=1 len({}) != len({image})",
+        ),
+        ("", {"image": IMAGES, "extra": IMAGES}, grpc.StatusCode.INVALID_ARGUMENT, "Sent extra: {extra}"),
+        (
+            "",
+            {"pixels": IMAGES},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "input tensor alias not found in signature: pixels",
+        ),
+        (
+            "",
+            {"image": IMAGES.astype(np.float64)},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "Expects arg[0] to be float but double is provided",
+        ),
+        (
+            "",
+            {"image": IMAGES[:, :, :, 0]},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "incompatible with the signature",
+        ),
+    ],
+)
+def test_bad_predict_calls_get_tf_serving_errors(servable, signature, inputs, code, message):
+    with pytest.raises(ServingError) as info:
+        servable.predict(signature, inputs)
+    assert info.value.code == code
+    assert message in info.value.message
+
+
+def test_output_filter_selects_outputs(servable):
+    assert set(servable.predict("", {"image": IMAGES}, ("digit",))) == {"digit"}
+    with pytest.raises(ServingError, match="output tensor alias not found in signature: nope"):
+        servable.predict("", {"image": IMAGES}, ("nope",))

@@ -1,0 +1,56 @@
+"""The Blocks app builds without touching the gateway and exposes the endpoints and brush fix it promises."""
+
+import httpx
+
+from ui.app import ACTIVATE_BRUSH_JS, CANVAS_ELEM_ID, create_demo
+from ui.client import GatewayClient
+from ui.config import UIConfig
+
+
+class RecordingTransport(httpx.BaseTransport):
+    """Counts requests; the app must not call the gateway while it is being built."""
+
+    def __init__(self):
+        self.seen: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        return httpx.Response(503)
+
+
+def build():
+    transport = RecordingTransport()
+    config = UIConfig(gateway_url="http://gateway.test")
+    demo = create_demo(config, GatewayClient(config.gateway_url, 1.0, transport=transport))
+    return demo, transport
+
+
+def test_building_the_app_does_not_contact_the_gateway():
+    _, transport = build()
+    assert transport.seen == []
+
+
+def test_public_endpoints_for_api_clients():
+    demo, _ = build()
+    public = {fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"}
+    assert public == {"predict_drawing", "predict_upload", "compare", "status"}
+
+
+def test_page_load_activates_the_brush_on_the_canvas():
+    demo, _ = build()
+    load_js = [fn.js for fn in demo.fns.values() if fn.js and any(t[1] == "load" for t in fn.targets)]
+    assert load_js == [ACTIVATE_BRUSH_JS]
+    assert f'getElementById("{CANVAS_ELEM_ID}")' in ACTIVATE_BRUSH_JS
+
+
+def test_config_reads_the_documented_environment_variables():
+    config = UIConfig.from_env(
+        {
+            "GATEWAY_URL": "http://gw:8000/",
+            "GATEWAY_TIMEOUT_S": "2.5",
+            "UI_PORT": "9000",
+            "UI_HOST": "0.0.0.0",
+        }
+    )
+    assert config == UIConfig(gateway_url="http://gw:8000", gateway_timeout_s=2.5, host="0.0.0.0", port=9000)
+    assert UIConfig.from_env({}) == UIConfig()

@@ -1,0 +1,1 @@
+"""Command-line tools that drive the running stack (e.g. `make compare`)."""

@@ -1,0 +1,301 @@
+"""make compare: accuracy and confidence of standard vs enhanced preprocessing, measured through the gateway.
+
+Sends MNIST test digits and harder variants of them (inverted, off-centre, rescaled, thick, thin,
+noisy, JPEG artefacts) as PNG/JPEG uploads to POST /v1/predict/batch, once per preprocessing mode,
+and writes reports/confidence_comparison.{png,json,md}. Uses a running gateway (--gateway URL) or
+starts the local model server + gateway itself.
+"""
+
+import argparse
+import io
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import requests
+from PIL import Image
+
+from tests.support.processes import REPO_ROOT
+from training.idx import read_idx
+
+DATA_DIR = REPO_ROOT / "data" / "mnist"
+REPORTS = REPO_ROOT / "reports"
+MODES = ("standard", "enhanced")
+BATCH = 64
+TIMEOUT_S = 60
+
+
+def _encode(image: np.ndarray, fmt: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def _upscale(digit: np.ndarray, factor: int = 4) -> np.ndarray:
+    return cv2.resize(digit, (28 * factor, 28 * factor), interpolation=cv2.INTER_CUBIC)
+
+
+def clean(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """The MNIST digit as stored: 28x28, white on black."""
+    return _encode(digit)
+
+
+def inverted(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """Dark ink on white paper, at 4x resolution (a scan or a canvas export)."""
+    return _encode(255 - _upscale(digit))
+
+
+def off_centre(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """The digit in a random corner region of a 3x larger canvas."""
+    canvas = np.zeros((84, 84), np.uint8)
+    top, left = rng.integers(0, 57, size=2)
+    canvas[top : top + 28, left : left + 28] = digit
+    return _encode(canvas)
+
+
+def rescaled(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """The digit shrunk to 35-60% of its size in a 28x28 frame, or blown up to fill it."""
+    if rng.random() < 0.5:
+        side = int(round(28 * rng.uniform(0.35, 0.6)))
+        small = cv2.resize(digit, (side, side), interpolation=cv2.INTER_AREA)
+        canvas = np.zeros((28, 28), np.uint8)
+        offset = (28 - side) // 2
+        canvas[offset : offset + side, offset : offset + side] = small
+        return _encode(canvas)
+    ys, xs = np.nonzero(digit > 30)
+    crop = digit[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    scale = 28 / max(crop.shape)  # fill the frame on the longer side, keeping the aspect ratio
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    big = cv2.resize(crop, size, interpolation=cv2.INTER_CUBIC)
+    canvas = np.zeros((28, 28), np.uint8)
+    top, left = (28 - size[1]) // 2, (28 - size[0]) // 2
+    canvas[top : top + size[1], left : left + size[0]] = big
+    return _encode(canvas)
+
+
+def thick(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """Strokes dilated to about twice their width (a marker), at 4x resolution."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11))
+    return _encode(cv2.dilate(_upscale(digit), kernel))
+
+
+def thin(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """Strokes eroded to about half their width (a fine pen), at 4x resolution."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    return _encode(cv2.erode(_upscale(digit), kernel))
+
+
+def noisy(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """Gaussian sensor noise plus salt-and-pepper specks on a 4x scan."""
+    big = _upscale(digit).astype(np.float32)
+    big += rng.normal(0, 40, big.shape)
+    specks = rng.random(big.shape)
+    big[specks < 0.01] = 255
+    big[specks > 0.99] = 0
+    return _encode(np.clip(big, 0, 255).astype(np.uint8))
+
+
+def jpeg(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """A heavily compressed JPEG (quality 15) of a dark-on-light 2x photo-like image."""
+    return _encode(255 - _upscale(digit, 2), "JPEG", quality=15)
+
+
+VARIANTS: dict[str, Callable[[np.ndarray, np.random.Generator], bytes]] = {
+    "clean": clean,
+    "inverted": inverted,
+    "off_centre": off_centre,
+    "rescaled": rescaled,
+    "thick": thick,
+    "thin": thin,
+    "noisy": noisy,
+    "jpeg": jpeg,
+}
+
+
+def load_test_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` MNIST test digits and labels, a fixed random sample."""
+    images = read_idx(DATA_DIR / "t10k-images-idx3-ubyte")
+    labels = read_idx(DATA_DIR / "t10k-labels-idx1-ubyte")
+    chosen = np.random.default_rng(seed).choice(len(images), size=count, replace=False)
+    return images[chosen], labels[chosen].astype(int)
+
+
+def predict_batch(url: str, files: list[bytes], mode: str) -> list[dict]:
+    """One POST /v1/predict/batch; per-image results in order."""
+    response = requests.post(
+        f"{url}/v1/predict/batch",
+        params={"preprocessing": mode},
+        files=[("images", (f"{i}.img", data, "application/octet-stream")) for i, data in enumerate(files)],
+        timeout=TIMEOUT_S,
+    )
+    response.raise_for_status()
+    return response.json()["results"]
+
+
+def evaluate(url: str, encoded: list[bytes], labels: np.ndarray, mode: str) -> dict:
+    """Accuracy, mean confidence, mean probability of the true digit, and how many were refused."""
+    results = []
+    for start in range(0, len(encoded), BATCH):
+        results += predict_batch(url, encoded[start : start + BATCH], mode)
+    correct, confidence, true_probability, refused = [], [], [], 0
+    for result, label in zip(results, labels, strict=True):
+        if "digit" not in result:  # e.g. no digit found: counts as wrong with zero confidence
+            refused += 1
+            correct.append(False)
+            confidence.append(0.0)
+            true_probability.append(0.0)
+            continue
+        correct.append(result["digit"] == label)
+        confidence.append(result["confidence"])
+        true_probability.append(result["probabilities"][label])
+    return {
+        "accuracy": float(np.mean(correct)),
+        "mean_confidence": float(np.mean(confidence)),
+        "mean_true_probability": float(np.mean(true_probability)),
+        "refused": refused,
+        "n": len(results),
+    }
+
+
+def measure(url: str, count: int, seed: int) -> dict:
+    """Every variant x mode."""
+    digits, labels = load_test_digits(count, seed)
+    table = {}
+    for name, make in VARIANTS.items():
+        rng = np.random.default_rng(seed)
+        encoded = [make(digit, rng) for digit in digits]
+        table[name] = {mode: evaluate(url, encoded, labels, mode) for mode in MODES}
+        print(
+            f"{name:11s} "
+            + "  ".join(
+                f"{mode}: acc {table[name][mode]['accuracy']:.4f} conf "
+                f"{table[name][mode]['mean_confidence']:.4f}"
+                for mode in MODES
+            ),
+            file=sys.stderr,
+        )
+    return table
+
+
+def markdown(table: dict, count: int, model: dict | None) -> str:
+    """The comparison as a Markdown table."""
+    lines = [
+        f"Standard vs enhanced preprocessing through the gateway, {count} MNIST test digits per variant"
+        + (f" (model version {model['version']})" if model else "")
+        + ".",
+        "",
+        "| variant | accuracy standard | accuracy enhanced | mean confidence standard | "
+        "mean confidence enhanced | p(true) standard | p(true) enhanced |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in table.items():
+        s, e = row["standard"], row["enhanced"]
+        lines.append(
+            f"| {name} | {s['accuracy']:.4f} | {e['accuracy']:.4f} | {s['mean_confidence']:.4f} | "
+            f"{e['mean_confidence']:.4f} | {s['mean_true_probability']:.4f} | "
+            f"{e['mean_true_probability']:.4f} |"
+        )
+    hard = [name for name in table if name != "clean"]
+    mean = {mode: float(np.mean([table[name][mode]["accuracy"] for name in hard])) for mode in MODES}
+    lines += [
+        "",
+        f"Hard variants, mean accuracy: standard {mean['standard']:.4f}, enhanced {mean['enhanced']:.4f}.",
+    ]
+    return "\n".join(lines)
+
+
+def plot(table: dict, path: Path) -> None:
+    """Grouped bars: accuracy and mean confidence per variant, standard vs enhanced."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(table)
+    x = np.arange(len(names))
+    figure, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
+    for axis, metric, title in (
+        (axes[0], "accuracy", "Accuracy"),
+        (axes[1], "mean_confidence", "Mean confidence of the prediction"),
+    ):
+        for offset, mode, colour in ((-0.2, "standard", "#9aa5b1"), (0.2, "enhanced", "#1f6feb")):
+            values = [table[name][mode][metric] for name in names]
+            axis.bar(x + offset, values, 0.4, label=mode, color=colour)
+        axis.set_xticks(x, names, rotation=30, ha="right")
+        axis.set_ylim(0, 1.05)
+        axis.set_title(title)
+        axis.grid(axis="y", alpha=0.3)
+    handles, names_ = axes[0].get_legend_handles_labels()
+    figure.legend(handles, names_, loc="upper right", ncol=2)
+    figure.suptitle("Standard vs enhanced preprocessing on MNIST test digits and harder variants", x=0.4)
+    figure.tight_layout(rect=(0, 0, 1, 0.94))
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def start_stack(model_dir: Path):
+    """Start the local model server and a gunicorn gateway on free ports; return (url, services)."""
+    from tests.fixtures.gateway_process import gateway_env, start_gateway
+    from tests.support.model_server import copy_model, start_model_server
+
+    work = Path(tempfile.mkdtemp(prefix="compare-preprocessing-"))
+    copy_model(model_dir, work / "models" / "mnist", 1)
+    server = start_model_server(work, model_base_path=work / "models" / "mnist")
+    try:
+        gateway = start_gateway(
+            work,
+            gateway_env(
+                server.grpc_port,
+                server.rest_port,
+                "grpc",
+                ROUTING_FILE=str(work / "routing.json"),
+                MAX_BATCH_SIZE="64",
+            ),
+        )
+    except BaseException:
+        server.stop()
+        raise
+    return gateway.url, [gateway, server]
+
+
+def main() -> int:
+    """Measure, print the table, write the PNG, JSON and Markdown reports."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gateway", help="base URL of a running gateway (default: start one)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=REPO_ROOT / "models" / "mnist" / "1",
+        help="SavedModel version to serve when starting the stack",
+    )
+    parser.add_argument("--samples", type=int, default=1000, help="MNIST test digits per variant")
+    parser.add_argument("--seed", type=int, default=0, help="sampling and augmentation seed")
+    args = parser.parse_args()
+
+    services = []
+    url = args.gateway
+    if url is None:
+        url, services = start_stack(args.model)
+    try:
+        model = requests.get(f"{url}/readyz", timeout=TIMEOUT_S).json().get("model")
+        table = measure(url, args.samples, args.seed)
+    finally:
+        for service in services:
+            service.stop()
+    REPORTS.mkdir(exist_ok=True)
+    text = markdown(table, args.samples, model)
+    (REPORTS / "confidence_comparison.md").write_text(text + "\n")
+    (REPORTS / "confidence_comparison.json").write_text(
+        json.dumps({"samples": args.samples, "seed": args.seed, "model": model, "results": table}, indent=2)
+    )
+    plot(table, REPORTS / "confidence_comparison.png")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

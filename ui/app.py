@@ -1,0 +1,275 @@
+"""The Gradio Blocks app: a drawing canvas and an upload tab in front of the gateway."""
+
+from collections.abc import Callable
+
+import gradio as gr
+
+from ui.canvas import (
+    DEFAULT_MODEL_CHOICE,
+    DEFAULT_PREPROCESSING,
+    PREPROCESSING_MODES,
+    canvas_to_request,
+    upload_to_request,
+)
+from ui.client import GatewayClient, GatewayError, PredictRequest
+from ui.config import UIConfig
+from ui.present import (
+    EMPTY_CANVAS_MESSAGE,
+    EMPTY_UPLOAD_MESSAGE,
+    PLACEHOLDER_DIGIT_HTML,
+    PredictionView,
+    model_choices,
+    status_markdown,
+    view_from_error,
+    view_from_message,
+    view_from_result,
+)
+
+CANVAS_ELEM_ID = "digit-canvas"
+# A 448 px square canvas is 16x the 28 px model input. A digit drawn naturally is 250-400 px tall and
+# the gateway scales it into a 20 px box, so a 36 px wide stroke (radius 18) becomes ~2-3 px, like
+# MNIST's pen; much thinner strokes fade to grey specks in the reduction.
+CANVAS_SIZE_PX = (448, 448)
+CANVAS_HEIGHT_PX = 560
+BRUSH_RADIUS_PX = 18
+STATUS_REFRESH_S = 10.0
+
+# Gradio 6 opens the Sketchpad with its "image" tool selected, so a first stroke draws nothing and the
+# canvas says "select the draw tool to start"; the editor's own "Clear canvas" button falls back to that
+# tool too. This keeps the brush selected whenever no tool is: it never overrides a tool the person chose
+# (eraser, pan), because a chosen tool's button is highlighted. One watcher per page; checking a few
+# buttons five times a second costs nothing.
+ACTIVATE_BRUSH_JS = f"""
+(...args) => {{
+  if (!window.__digitBrushWatcher) {{
+    const selectBrushIfNoTool = () => {{
+      const root = document.getElementById("{CANVAS_ELEM_ID}");
+      if (!root) return;
+      // "Brush" in English; other locales translate the label, so fall back to the first button of
+      // the side toolbar, which Gradio renders as the brush whenever the brush is enabled.
+      const brush = Array.from(root.querySelectorAll("button")).find(
+        (button) => (button.getAttribute("aria-label") || button.title || "").trim() === "Brush"
+      ) || root.querySelector("button.quite-round");
+      if (brush && !root.querySelector("button.highlight")) brush.click();
+    }};
+    window.__digitBrushWatcher = setInterval(selectBrushIfNoTool, 200);
+    selectBrushIfNoTool();
+  }}
+  return args;
+}}
+"""
+
+CSS = """
+.digit-box { text-align: center; }
+.digit-big { font-size: 7rem; font-weight: 800; line-height: 1.1; }
+.digit-empty { opacity: 0.25; }
+.digit-caption { font-size: 1rem; opacity: 0.75; }
+/* The 28x28 model input, scaled up with hard pixel edges so each input pixel is visible. */
+.pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
+"""
+
+
+def create_demo(config: UIConfig | None = None, client: GatewayClient | None = None) -> gr.Blocks:
+    """Build the Blocks app; nothing is launched and the gateway is not contacted here."""
+    config = config or UIConfig.from_env()
+    client = client or GatewayClient(config.gateway_url, config.gateway_timeout_s)
+
+    def run(build: Callable[[], PredictRequest | None], empty_message: str) -> PredictionView:
+        """Build one request and send it to the gateway; every failure becomes a friendly message."""
+        try:
+            request = build()
+        except (ValueError, OSError) as error:  # an unknown option or an unreadable upload
+            return view_from_message(f"Cannot send that: {error}")
+        if request is None:
+            return view_from_message(empty_message)
+        try:
+            return view_from_result(client.predict(request))
+        except GatewayError as error:
+            return view_from_error(error)
+
+    def predict_drawing(canvas, preprocessing, model_choice):
+        """Predict the digit drawn on the canvas."""
+        view = run(lambda: canvas_to_request(canvas, preprocessing, model_choice), EMPTY_CANVAS_MESSAGE)
+        return view.as_outputs()
+
+    def predict_live(canvas, preprocessing, model_choice, live):
+        """Predict while drawing when live mode is on; an empty canvas just resets the result."""
+        if not live:
+            return tuple(gr.skip() for _ in range(5))
+        return run(lambda: canvas_to_request(canvas, preprocessing, model_choice), "").as_outputs()
+
+    def predict_upload(path, preprocessing, model_choice):
+        """Predict the digit in an uploaded image file."""
+        view = run(lambda: upload_to_request(path, preprocessing, model_choice), EMPTY_UPLOAD_MESSAGE)
+        return view.as_outputs()
+
+    def compare(canvas, model_choice):
+        """Predict the same drawing with each preprocessing mode, side by side."""
+        outputs = []
+        for mode in PREPROCESSING_MODES:
+            view = run(lambda mode=mode: canvas_to_request(canvas, mode, model_choice), EMPTY_CANVAS_MESSAGE)
+            outputs += [
+                view.digit_html,
+                view.top_probabilities,
+                view.processed_image,
+                view.details or view.message,
+            ]
+        return tuple(outputs)
+
+    def refresh_status(current_choice):
+        """Status line and model dropdown from the gateway's health and model listing."""
+        status = client.status()
+        choices = model_choices(status.models)
+        values = {value for _, value in choices}
+        keep = current_choice if current_choice in values else DEFAULT_MODEL_CHOICE
+        return status_markdown(status, config.gateway_url), gr.update(choices=choices, value=keep)
+
+    def clear():
+        """Empty the canvas and the result."""
+        return (None, *view_from_message("").as_outputs())
+
+    with gr.Blocks(title="MNIST digit reader", analytics_enabled=False) as demo:
+        gr.Markdown(
+            "# MNIST digit reader\nDraw a digit with your mouse or finger; the model served "
+            "behind the gateway reads it."
+        )
+        status = gr.Markdown("Checking the gateway…", elem_id="gateway-status")
+        with gr.Row():
+            with gr.Column(scale=3):
+                with gr.Tabs():
+                    with gr.Tab("Draw", id="draw"):
+                        canvas = gr.Sketchpad(
+                            label="Draw one digit (0-9)",
+                            elem_id=CANVAS_ELEM_ID,
+                            type="numpy",
+                            image_mode="RGBA",
+                            canvas_size=CANVAS_SIZE_PX,
+                            fixed_canvas=True,
+                            height=CANVAS_HEIGHT_PX,
+                            brush=gr.Brush(
+                                default_size=BRUSH_RADIUS_PX, colors=["#000000"], color_mode="fixed"
+                            ),
+                            eraser=gr.Eraser(default_size=BRUSH_RADIUS_PX * 2),
+                            layers=False,
+                            transforms=(),
+                            buttons=["download"],
+                        )
+                        with gr.Row():
+                            predict_button = gr.Button("Predict", variant="primary", elem_id="predict")
+                            clear_button = gr.Button("Clear", elem_id="clear")
+                        live = gr.Checkbox(value=True, label="Predict while drawing", elem_id="live")
+                    with gr.Tab("Upload", id="upload"):
+                        upload = gr.Image(
+                            label="Image of a digit (PNG, JPEG, ...)",
+                            type="filepath",
+                            sources=["upload", "clipboard"],
+                            elem_id="upload-image",
+                        )
+                        upload_button = gr.Button("Predict", variant="primary", elem_id="predict-upload")
+                with gr.Accordion("Options", open=True):
+                    preprocessing = gr.Radio(
+                        list(PREPROCESSING_MODES),
+                        value=DEFAULT_PREPROCESSING,
+                        label="Preprocessing",
+                        elem_id="preprocessing",
+                        info="standard: plain resize to 28x28; enhanced: crops the digit, fits it "
+                        "in a 20 px box and centres it by mass, like MNIST",
+                    )
+                    # Custom values are allowed because the choices come from the gateway per page load;
+                    # API clients may name any version or label, and the gateway judges it.
+                    model_choice = gr.Dropdown(
+                        model_choices(None),
+                        value=DEFAULT_MODEL_CHOICE,
+                        allow_custom_value=True,
+                        label="Model version or label",
+                        elem_id="model-choice",
+                    )
+                    refresh_button = gr.Button("Refresh models", size="sm")
+            with gr.Column(scale=2):
+                message = gr.Markdown("", label="Message", elem_id="message")
+                digit = gr.HTML(PLACEHOLDER_DIGIT_HTML, label="Predicted digit", elem_id="predicted-digit")
+                probabilities = gr.Label(
+                    num_top_classes=3, label="Top 3 probabilities", elem_id="probabilities"
+                )
+                processed = gr.Image(
+                    label="What the model saw (28x28)",
+                    type="pil",
+                    interactive=False,
+                    height=168,
+                    elem_classes=["pixelated"],
+                    elem_id="processed-image",
+                    buttons=[],
+                )
+                details = gr.Markdown("", label="Details", elem_id="prediction-details")
+        with gr.Accordion("Compare preprocessing modes on the same drawing", open=False):
+            compare_button = gr.Button("Compare standard vs enhanced", elem_id="compare")
+            compare_outputs = []
+            with gr.Row():
+                for mode in PREPROCESSING_MODES:
+                    with gr.Column():
+                        gr.Markdown(f"### {mode}")
+                        compare_outputs += [
+                            gr.HTML(PLACEHOLDER_DIGIT_HTML, elem_id=f"compare-digit-{mode}"),
+                            gr.Label(num_top_classes=3, label="Top 3"),
+                            gr.Image(
+                                label="28x28 input",
+                                type="pil",
+                                interactive=False,
+                                height=140,
+                                elem_classes=["pixelated"],
+                                buttons=[],
+                            ),
+                            gr.Markdown(""),
+                        ]
+
+        result = [digit, probabilities, processed, details, message]
+        options = [preprocessing, model_choice]
+        predict_button.click(
+            predict_drawing, [canvas, *options], result, api_name="predict_drawing", concurrency_id="predict"
+        )
+        canvas.change(
+            predict_live,
+            [canvas, *options, live],
+            result,
+            api_visibility="private",
+            trigger_mode="always_last",
+            show_progress="hidden",
+            concurrency_id="predict",
+        )
+        upload_button.click(
+            predict_upload, [upload, *options], result, api_name="predict_upload", concurrency_id="predict"
+        )
+        clear_button.click(clear, None, [canvas, *result], api_visibility="private")
+        compare_button.click(
+            compare, [canvas, model_choice], compare_outputs, api_name="compare", concurrency_id="predict"
+        )
+        refresh_button.click(refresh_status, model_choice, [status, model_choice], api_name="status")
+        gr.Timer(STATUS_REFRESH_S).tick(
+            refresh_status,
+            model_choice,
+            [status, model_choice],
+            api_visibility="private",
+            show_progress="hidden",
+        )
+        demo.load(
+            refresh_status,
+            model_choice,
+            [status, model_choice],
+            api_visibility="private",
+            js=ACTIVATE_BRUSH_JS,
+        )
+    return demo
+
+
+def main() -> None:
+    """Run the UI server on UI_HOST:UI_PORT."""
+    config = UIConfig.from_env()
+    demo = create_demo(config)
+    demo.queue(default_concurrency_limit=4).launch(
+        server_name=config.host,
+        server_port=config.port,
+        css=CSS,
+        ssr_mode=False,
+        show_error=False,
+        footer_links=["api"],
+    )
