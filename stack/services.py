@@ -79,6 +79,8 @@ def local_services(settings: StackSettings) -> list[Service]:
                 "--allow_version_labels_for_unavailable_models=true",
                 # A corrupt version should show its error now, not after 5 retries a minute apart.
                 "--max_num_load_retries=0",
+                # One image per request: two intra-op threads only fight over the two cores.
+                "--tensorflow_intra_op_parallelism=1",
                 *(
                     [f"--storage_path_prefix={settings.storage_path_prefix}"]
                     if settings.storage_path_prefix
