@@ -14,7 +14,7 @@ import numpy as np
 from contract import mnist
 
 DEFAULTS = {
-    "epochs": 12,
+    "epochs": 15,
     "batch_size": 128,
     "learning_rate": 2e-3,
     "dropout": 0.25,
