@@ -15,11 +15,12 @@ MODEL_NAME = "mnist"
 COMMITTED_MODEL_DIR = REPO_ROOT / "models" / "mnist"
 # A tiny export with the same signature, used only while the committed baseline is not there yet.
 SMOKE_MODEL_DIR = Path("/tmp/smoke_models")
-# The flags `make serve` uses besides ports and paths; `extra_flags` come later and win.
+# The flags `make up` uses besides ports and paths (stack/services.py); `extra_flags` come later and win.
 DEFAULT_FLAGS = (
     "--allow_version_labels_for_unavailable_models=true",
     "--max_num_load_retries=0",
     "--file_system_poll_wait_seconds=1",
+    "--tensorflow_intra_op_parallelism=1",
 )
 
 
