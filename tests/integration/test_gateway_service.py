@@ -11,12 +11,7 @@ import requests
 
 from tests.fixtures.digit_images import draw_digit, encode, png_header_only, rgba_canvas
 from tests.fixtures.gateway_process import gateway_env, start_gateway
-from tests.support.model_server import (
-    copy_model,
-    default_model_version_dir,
-    start_model_server,
-    write_model_config,
-)
+from tests.support.model_server import start_stable_and_canary_server
 
 TIMEOUT_S = 10
 
@@ -25,15 +20,7 @@ TIMEOUT_S = 10
 def stack(tmp_path_factory):
     """Model server (v1 stable, v2 canary) + one gunicorn gateway per transport."""
     root = tmp_path_factory.mktemp("gateway_service")
-    base = root / "models" / "mnist"
-    for version in (1, 2):
-        copy_model(default_model_version_dir(), base, version)
-    config = write_model_config(
-        root / "models.config", base, policy="all {}", labels={"stable": 1, "canary": 2}
-    )
-    server = start_model_server(
-        root, model_config_file=config, extra_flags=["--allow_version_labels_for_unavailable_models=true"]
-    )
+    server = start_stable_and_canary_server(root)
     gateways = {}
     try:
         for transport in ("grpc", "rest"):

@@ -7,12 +7,7 @@ from gateway.client.grpc_client import GrpcServingClient
 from gateway.client.rest_client import RestServingClient
 from gateway.config import GatewayConfig
 from gateway.errors import NotFound
-from tests.support.model_server import (
-    copy_model,
-    default_model_version_dir,
-    start_model_server,
-    write_model_config,
-)
+from tests.support.model_server import start_stable_and_canary_server
 
 TRANSPORTS = ("grpc", "rest")
 
@@ -21,15 +16,7 @@ TRANSPORTS = ("grpc", "rest")
 def server(tmp_path_factory):
     """A model server with versions 1 and 2, `stable` -> 1 and `canary` -> 2."""
     root = tmp_path_factory.mktemp("gateway_transports")
-    base = root / "models" / "mnist"
-    for version in (1, 2):
-        copy_model(default_model_version_dir(), base, version)
-    config = write_model_config(
-        root / "models.config", base, policy="all {}", labels={"stable": 1, "canary": 2}
-    )
-    running = start_model_server(
-        root, model_config_file=config, extra_flags=["--allow_version_labels_for_unavailable_models=true"]
-    )
+    running = start_stable_and_canary_server(root)
     yield running
     running.stop()
 

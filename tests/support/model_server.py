@@ -160,3 +160,14 @@ def write_model_config(
         f"    model_version_policy {{ {policy} }}\n{label_lines}  }}\n}}\n"
     )
     return Path(path)
+
+
+def start_stable_and_canary_server(root: Path) -> RunningModelServer:
+    """A model server with versions 1 and 2 of the committed model, `stable` -> 1 and `canary` -> 2."""
+    base = root / "models" / "mnist"
+    for version in (1, 2):
+        copy_model(default_model_version_dir(), base, version)
+    config = write_model_config(
+        root / "models.config", base, policy="all {}", labels={"stable": 1, "canary": 2}
+    )
+    return start_model_server(root, model_config_file=config)
