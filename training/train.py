@@ -173,7 +173,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options, each with help."""
     from training.dataset import DEFAULT_DATA_DIR
 
-    p = argparse.ArgumentParser(description="Train the MNIST CNN and export models/mnist/<N+1>.")
+    p = argparse.ArgumentParser(
+        prog="python -m training.train",
+        description="Train the MNIST CNN and export models/mnist/<N+1>.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="training epochs")
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="mini-batch size")
     p.add_argument(
