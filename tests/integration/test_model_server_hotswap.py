@@ -9,26 +9,19 @@ import time
 import grpc
 import numpy as np
 import pytest
-from tensorflow.core.framework import types_pb2
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from tests.support.model_server import copy_model, default_model_version_dir, start_model_server
+from tests.support.model_server import (
+    copy_model,
+    default_model_version_dir,
+    official_predict_request,
+    start_model_server,
+)
 
 POLL_S = 1
 LOAD_BUDGET_S = 30.0  # generous: loading and warming a version on a busy 2-core machine
 MAX_CLIENT_S = 180.0  # clients stop by themselves even if the test fails half-way
 IMAGE = np.random.default_rng(3).random((1, 28, 28, 1), dtype=np.float32)
-
-
-def grpc_request() -> predict_pb2.PredictRequest:
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "mnist"
-    proto = request.inputs["image"]
-    proto.dtype = types_pb2.DT_FLOAT
-    for size in IMAGE.shape:
-        proto.tensor_shape.dim.add().size = size
-    proto.float_val.extend(IMAGE.ravel().tolist())
-    return request
 
 
 class Clients:
@@ -57,7 +50,7 @@ class Clients:
 
     def _grpc_loop(self):
         started = time.monotonic()
-        request = grpc_request()
+        request = official_predict_request(IMAGE)
         with grpc.insecure_channel(self.server.grpc_target) as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
             while self._running(started):

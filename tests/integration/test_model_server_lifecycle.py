@@ -8,29 +8,18 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import numpy as np
 import pytest
-from tensorflow.core.framework import types_pb2
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from tests.support.model_server import (
     copy_model,
     default_model_version_dir,
+    official_predict_request,
     start_model_server,
     write_model_config,
 )
 from tests.support.processes import ServiceProcess
 
 EXIT_TIMEOUT_S = 60
-
-
-def predict_request(images: np.ndarray) -> predict_pb2.PredictRequest:
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "mnist"
-    proto = request.inputs["image"]
-    proto.dtype = types_pb2.DT_FLOAT
-    for size in images.shape:
-        proto.tensor_shape.dim.add().size = size
-    proto.float_val.extend(images.ravel().tolist())
-    return request
 
 
 def run_to_exit(tmp_path, args: list[str]) -> tuple[int, str]:
@@ -108,11 +97,13 @@ def test_batched_concurrent_requests_get_their_own_answers(batching_server):
     images = np.random.default_rng(11).random((24, 28, 28, 1), dtype=np.float32)
     with grpc.insecure_channel(batching_server.grpc_target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        whole = stub.Predict(predict_request(images), timeout=60)
+        whole = stub.Predict(official_predict_request(images), timeout=60)
         expected = np.asarray(whole.outputs["probabilities"].float_val).reshape(24, 10)
         with ThreadPoolExecutor(8) as pool:
             replies = list(
-                pool.map(lambda i: stub.Predict(predict_request(images[i : i + 1]), timeout=60), range(24))
+                pool.map(
+                    lambda i: stub.Predict(official_predict_request(images[i : i + 1]), timeout=60), range(24)
+                )
             )
     got = np.stack([np.asarray(r.outputs["probabilities"].float_val) for r in replies])
     np.testing.assert_allclose(got, expected, atol=1e-5)
@@ -120,7 +111,7 @@ def test_batched_concurrent_requests_get_their_own_answers(batching_server):
 
 
 def test_sigterm_drains_requests_and_exits_cleanly(batching_server):
-    request = predict_request(np.zeros((1, 28, 28, 1), dtype=np.float32))
+    request = official_predict_request(np.zeros((1, 28, 28, 1), dtype=np.float32))
     outcomes: list[tuple[float, str]] = []  # (start time, outcome)
     lock = threading.Lock()
 

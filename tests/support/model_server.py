@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from tests.support.processes import READY_TIMEOUT_S, REPO_ROOT, ServiceProcess, free_port
 
 MODEL_NAME = "mnist"
@@ -171,3 +173,18 @@ def start_stable_and_canary_server(root: Path) -> RunningModelServer:
         root / "models.config", base, policy="all {}", labels={"stable": 1, "canary": 2}
     )
     return start_model_server(root, model_config_file=config)
+
+
+def official_predict_request(images: np.ndarray):
+    """A PredictRequest for `mnist` built with the official protos, images as typed float_val."""
+    from tensorflow.core.framework import types_pb2
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "mnist"
+    proto = request.inputs["image"]
+    proto.dtype = types_pb2.DT_FLOAT
+    for size in images.shape:
+        proto.tensor_shape.dim.add().size = size
+    proto.float_val.extend(images.ravel().tolist())
+    return request
