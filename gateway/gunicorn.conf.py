@@ -13,6 +13,12 @@ worker_class = os.environ.get("GATEWAY_WORKER_CLASS", "gthread")
 # The app is imported in each worker after fork, so every worker opens its own gRPC channel.
 preload_app = False
 timeout = int(os.environ.get("GATEWAY_WORKER_TIMEOUT_S", "30"))
+# The worker heartbeat touches a file on every loop: on a RAM-backed directory it never waits on a disk
+# (gunicorn's advice for containers).
+_SHARED_MEMORY = "/dev/shm"
+worker_tmp_dir = os.environ.get("GATEWAY_WORKER_TMP_DIR") or (
+    _SHARED_MEMORY if os.path.isdir(_SHARED_MEMORY) else None
+)
 graceful_timeout = 10
 keepalive = 5
 accesslog = os.environ.get("GATEWAY_ACCESS_LOG") or None
