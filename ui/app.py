@@ -34,26 +34,60 @@ CANVAS_HEIGHT_PX = 560
 BRUSH_RADIUS_PX = 18
 STATUS_REFRESH_S = 10.0
 
+# Finds the canvas's buttons by their English label ("Brush", "Clear canvas"); other locales translate
+# the labels, so each lookup falls back to the button's place: the brush is the first button of the side
+# toolbar whenever the brush is enabled, and the trash is the last button of the top panel.
+_CANVAS_BUTTONS_JS = f"""
+    const canvasRoot = () => document.getElementById("{CANVAS_ELEM_ID}");
+    const canvasButton = (root, label, fallback) => Array.from(root.querySelectorAll("button")).find(
+      (button) => (button.getAttribute("aria-label") || button.title || "").trim() === label
+    ) || root.querySelector(fallback);
+    const brushButton = (root) => canvasButton(root, "Brush", "button.quite-round");
+    const trashButton = (root) => canvasButton(root, "Clear canvas", ".top-panel > button:last-of-type");
+"""
+
 # Gradio 6 opens the Sketchpad with its "image" tool selected, so a first stroke draws nothing and the
 # canvas says "select the draw tool to start"; the editor's own "Clear canvas" button falls back to that
 # tool too. This keeps the brush selected whenever no tool is: it never overrides a tool the person chose
 # (eraser, pan), because a chosen tool's button is highlighted. One watcher per page; checking a few
-# buttons five times a second costs nothing.
+# buttons five times a second costs nothing. A click on the trash re-selects the brush as soon as the
+# editor has handled it, so a stroke started right after a clear is not lost to the 200 ms poll.
 ACTIVATE_BRUSH_JS = f"""
 (...args) => {{
   if (!window.__digitBrushWatcher) {{
+{_CANVAS_BUTTONS_JS}
     const selectBrushIfNoTool = () => {{
-      const root = document.getElementById("{CANVAS_ELEM_ID}");
-      if (!root) return;
-      // "Brush" in English; other locales translate the label, so fall back to the first button of
-      // the side toolbar, which Gradio renders as the brush whenever the brush is enabled.
-      const brush = Array.from(root.querySelectorAll("button")).find(
-        (button) => (button.getAttribute("aria-label") || button.title || "").trim() === "Brush"
-      ) || root.querySelector("button.quite-round");
+      const root = canvasRoot();
+      const brush = root && brushButton(root);
       if (brush && !root.querySelector("button.highlight")) brush.click();
     }};
+    const selectBrushAfterTrash = (event) => {{
+      const root = canvasRoot();
+      const trash = root && trashButton(root);
+      // Capture phase: this runs before the editor resets the tool, so wait for it to finish.
+      if (trash && trash.contains(event.target)) setTimeout(() => brushButton(root)?.click(), 0);
+    }};
+    document.addEventListener("click", selectBrushAfterTrash, true);
     window.__digitBrushWatcher = setInterval(selectBrushIfNoTool, 200);
     selectBrushIfNoTool();
+  }}
+  return args;
+}}
+"""
+
+# The app's Clear empties the canvas in the browser with the editor's own trash button, then selects the
+# brush in the same tick. It must not send the Sketchpad a new value from the server: an event that
+# outputs to the Sketchpad gives it a loading status, and Gradio 6 applies every later loading-status
+# update to it only after re-uploading the drawing (ImageEditor get_data). Those updates finish out of
+# order, so the Clear event's stale "pending" can land last and leave the full-size progress overlay over
+# the canvas for seconds: the next stroke then lands on the overlay and selects page text instead.
+CLEAR_CANVAS_JS = f"""
+(...args) => {{
+{_CANVAS_BUTTONS_JS}
+  const root = canvasRoot();
+  if (root) {{
+    trashButton(root)?.click();
+    brushButton(root)?.click();
   }}
   return args;
 }}
@@ -125,8 +159,8 @@ def create_demo(config: UIConfig | None = None, client: GatewayClient | None = N
         return status_markdown(status, config.gateway_url), gr.update(choices=choices, value=keep)
 
     def clear():
-        """Empty the canvas and the result."""
-        return (None, *view_from_message("").as_outputs())
+        """Empty the result; CLEAR_CANVAS_JS has already emptied the canvas in the browser."""
+        return view_from_message("").as_outputs()
 
     with gr.Blocks(title="MNIST digit reader", analytics_enabled=False) as demo:
         gr.Markdown(
@@ -239,7 +273,8 @@ def create_demo(config: UIConfig | None = None, client: GatewayClient | None = N
         upload_button.click(
             predict_upload, [upload, *options], result, api_name="predict_upload", concurrency_id="predict"
         )
-        clear_button.click(clear, None, [canvas, *result], api_visibility="private")
+        # The canvas is not an output here on purpose: see CLEAR_CANVAS_JS.
+        clear_button.click(clear, None, result, js=CLEAR_CANVAS_JS, api_visibility="private")
         compare_button.click(
             compare, [canvas, model_choice], compare_outputs, api_name="compare", concurrency_id="predict"
         )

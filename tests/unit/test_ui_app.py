@@ -2,7 +2,7 @@
 
 import httpx
 
-from ui.app import ACTIVATE_BRUSH_JS, CANVAS_ELEM_ID, create_demo
+from ui.app import ACTIVATE_BRUSH_JS, CANVAS_ELEM_ID, CLEAR_CANVAS_JS, create_demo
 from ui.client import GatewayClient
 from ui.config import UIConfig
 
@@ -41,6 +41,22 @@ def test_page_load_activates_the_brush_on_the_canvas():
     load_js = [fn.js for fn in demo.fns.values() if fn.js and any(t[1] == "load" for t in fn.targets)]
     assert load_js == [ACTIVATE_BRUSH_JS]
     assert f'getElementById("{CANVAS_ELEM_ID}")' in ACTIVATE_BRUSH_JS
+
+
+def block_with_elem_id(demo, elem_id: str):
+    return next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == elem_id)
+
+
+def test_clear_empties_the_canvas_in_the_browser_and_no_event_writes_to_it():
+    # A server value for the Sketchpad gives it a loading overlay that can outlive the event and swallow
+    # the next stroke (README, UI section); Clear must go through the editor's own trash button.
+    demo, _ = build()
+    canvas = block_with_elem_id(demo, CANVAS_ELEM_ID)
+    assert [fn.name for fn in demo.fns.values() if canvas in fn.outputs] == []
+    clear = block_with_elem_id(demo, "clear")
+    clear_js = [fn.js for fn in demo.fns.values() if (clear._id, "click") in fn.targets]
+    assert clear_js == [CLEAR_CANVAS_JS]
+    assert '"Clear canvas"' in CLEAR_CANVAS_JS and '"Brush"' in CLEAR_CANVAS_JS
 
 
 def test_config_reads_the_documented_environment_variables():
