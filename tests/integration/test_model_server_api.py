@@ -19,6 +19,7 @@ from tensorflow_serving.apis import (
 from tests.support.model_server import (
     copy_model,
     default_model_version_dir,
+    official_predict_request,
     start_model_server,
     write_model_config,
 )
@@ -75,21 +76,6 @@ def http(server, method: str, path: str, body: bytes | None = None) -> tuple[int
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
-
-
-def predict_request(images: np.ndarray, **spec) -> predict_pb2.PredictRequest:
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = spec.pop("name", "mnist")
-    if "version" in spec:
-        request.model_spec.version.value = spec.pop("version")
-    if "label" in spec:
-        request.model_spec.version_label = spec.pop("label")
-    proto = request.inputs["image"]
-    proto.dtype = types_pb2.DT_FLOAT
-    for size in images.shape:
-        proto.tensor_shape.dim.add().size = size
-    proto.float_val.extend(images.ravel().tolist())
-    return request
 
 
 def assert_valid_prediction(digit: int, probabilities) -> None:
@@ -161,7 +147,7 @@ def test_rest_predict_by_label_matches_grpc(server, prediction_stub):
     body = json.dumps({"instances": IMAGES[:1].tolist()}).encode()
     status, reply = http(server, "POST", "/v1/models/mnist/labels/stable:predict", body)
     assert status == 200
-    grpc_reply = prediction_stub.Predict(predict_request(IMAGES[:1], label="stable"), timeout=30)
+    grpc_reply = prediction_stub.Predict(official_predict_request(IMAGES[:1], label="stable"), timeout=30)
     np.testing.assert_allclose(
         reply["predictions"][0]["probabilities"], grpc_reply.outputs["probabilities"].float_val, rtol=1e-5
     )
@@ -251,7 +237,7 @@ def test_rest_server_keeps_serving_after_errors(server):
 
 
 def test_grpc_predict_returns_typed_fields_and_version(prediction_stub):
-    reply = prediction_stub.Predict(predict_request(IMAGES), timeout=30)
+    reply = prediction_stub.Predict(official_predict_request(IMAGES), timeout=30)
     assert reply.model_spec.name == "mnist"
     assert reply.model_spec.version.value == 2
     assert reply.model_spec.signature_name == "serving_default"
@@ -266,7 +252,7 @@ def test_grpc_predict_returns_typed_fields_and_version(prediction_stub):
 
 
 def test_grpc_predict_accepts_tensor_content(prediction_stub):
-    request = predict_request(IMAGES[:1], version=1)
+    request = official_predict_request(IMAGES[:1], version=1)
     proto = request.inputs["image"]
     del proto.float_val[:]
     proto.tensor_content = IMAGES[:1].tobytes()
@@ -275,7 +261,7 @@ def test_grpc_predict_accepts_tensor_content(prediction_stub):
 
 
 def test_grpc_predict_output_filter(prediction_stub):
-    request = predict_request(IMAGES[:1])
+    request = official_predict_request(IMAGES[:1])
     request.output_filter.append("digit")
     reply = prediction_stub.Predict(request, timeout=30)
     assert set(reply.outputs) == {"digit"}
@@ -318,14 +304,18 @@ def _int64_image_request() -> predict_pb2.PredictRequest:
 @pytest.mark.parametrize(
     ("make_request", "code", "message"),
     [
-        (lambda: predict_request(IMAGES[:1], name="foo"), grpc.StatusCode.NOT_FOUND, "Servable not found"),
         (
-            lambda: predict_request(IMAGES[:1], version=9),
+            lambda: official_predict_request(IMAGES[:1], name="foo"),
+            grpc.StatusCode.NOT_FOUND,
+            "Servable not found",
+        ),
+        (
+            lambda: official_predict_request(IMAGES[:1], version=9),
             grpc.StatusCode.NOT_FOUND,
             "Servable not found for request: Specific(mnist, 9)",
         ),
         (
-            lambda: predict_request(IMAGES[:1], label="nope"),
+            lambda: official_predict_request(IMAGES[:1], label="nope"),
             grpc.StatusCode.INVALID_ARGUMENT,
             "Unrecognized servable version label: nope",
         ),

@@ -175,13 +175,19 @@ def start_stable_and_canary_server(root: Path) -> RunningModelServer:
     return start_model_server(root, model_config_file=config)
 
 
-def official_predict_request(images: np.ndarray):
-    """A PredictRequest for `mnist` built with the official protos, images as typed float_val."""
+def official_predict_request(
+    images: np.ndarray, name: str = "mnist", version: int | None = None, label: str | None = None
+):
+    """A PredictRequest built with the official protos (images as typed float_val, optional version/label)."""
     from tensorflow.core.framework import types_pb2
     from tensorflow_serving.apis import predict_pb2
 
     request = predict_pb2.PredictRequest()
-    request.model_spec.name = "mnist"
+    request.model_spec.name = name
+    if version is not None:
+        request.model_spec.version.value = version
+    if label is not None:
+        request.model_spec.version_label = label
     proto = request.inputs["image"]
     proto.dtype = types_pb2.DT_FLOAT
     for size in images.shape:
