@@ -107,8 +107,8 @@ class KeepAliveClient:
         head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
         lines = head.split(b"\r\n")
         status = int(lines[0].split(b" ", 2)[1])
-        headers = dict(line.split(b":", 1) for line in lines[1:])
-        headers = {name.strip().lower(): value.strip().lower() for name, value in headers.items()}
+        fields = (line.split(b":", 1) for line in lines[1:])
+        headers = {name.strip().lower(): value.strip().lower() for name, value in fields}
         length = int(headers.get(b"content-length", b"-1"))
         if length < 0:
             raise http.client.HTTPException("response without Content-Length")

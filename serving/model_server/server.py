@@ -39,7 +39,7 @@ def settle_heap() -> None:
 
     TensorFlow and a loaded model are hundreds of thousands of long-lived Python objects. Left in the
     oldest generation, every full collection walks them all while holding the GIL, stalling every request
-    for ~200 ms now and then (REST p99 at concurrency 8 fell from ~230 to ~38 ms). Frozen, they are never
+    for ~200 ms now and then (REST p99 at concurrency 8 fell from 220-243 to 30-50 ms). Frozen, they are never
     walked again; unfreezing first lets this collection free what an unloaded version left behind.
     """
     gc.unfreeze()
