@@ -26,6 +26,8 @@ def create_app(config: GatewayConfig | None = None, serving_client: ServingClien
     # One image is too small to gain from OpenCV's thread pool, which would fight the gunicorn
     # workers for the cores.
     cv2.setNumThreads(1)
+    # A hostile upload makes libpng complain on stderr; the client gets the 4xx, the log stays clean.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     client = serving_client or create_client(config)
     metrics = GatewayMetrics()
     router = Router(

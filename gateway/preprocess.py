@@ -6,6 +6,7 @@ contract/mnist.py: 28x28, white digit on black.
 """
 
 import io
+import struct
 import warnings
 from collections.abc import Sequence
 
@@ -35,6 +36,7 @@ MIN_BLOB_SHARE = 0.03
 # Median MNIST stroke width is ~2.2 px in the 28x28 frame; strokes far off that are normalised.
 TARGET_STROKE_PX = 2.2
 PIXEL_SIDE_RANGE = (8, 512)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
@@ -46,6 +48,10 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
     """
     if not data:
         raise UnsupportedImage("empty image")
+    if data.startswith(PNG_SIGNATURE):
+        gray = _decode_png(data, max_pixels)
+        if gray is not None:
+            return gray
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -62,11 +68,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
             code="unsupported_image_format",
         )
     width, height = image.size
-    # Checked on the header, before any pixel is decoded: the decompression-bomb guard.
-    if width * height > max_pixels:
-        raise PayloadTooLarge(
-            f"image is {width}x{height} pixels, over the limit of {max_pixels}", code="image_too_large"
-        )
+    _check_pixel_count(width, height, max_pixels)
     if width < 1 or height < 1:
         raise CorruptImage("image has no pixels", code="corrupt_image")
     try:
@@ -79,6 +81,40 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
         raise
     except Exception as exc:
         raise CorruptImage(f"cannot decode image: {exc}", code="corrupt_image") from exc
+
+
+def _check_pixel_count(width: int, height: int, max_pixels: int) -> None:
+    """Checked on the header, before any pixel is decoded: the decompression-bomb guard."""
+    if width * height > max_pixels:
+        raise PayloadTooLarge(
+            f"image is {width}x{height} pixels, over the limit of {max_pixels}", code="image_too_large"
+        )
+
+
+def _decode_png(data: bytes, max_pixels: int) -> np.ndarray | None:
+    """Decode a PNG with one libpng call (a fraction of Pillow's per-image cost); None defers to Pillow.
+
+    Anything libpng refuses goes the Pillow way, whose error messages are the reference.
+    """
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    _check_pixel_count(width, height, max_pixels)
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.size == 0:
+        return None
+    scale = np.float32(1 / 65535 if pixels.dtype == np.uint16 else 1 / 255)
+    if pixels.ndim == 2:
+        gray = pixels.astype(np.float32)
+        gray *= scale
+        return gray
+    # libpng gives BGR, or BGRA for an alpha channel, a transparent palette entry or a tRNS colour.
+    has_alpha = pixels.shape[2] == 4
+    gray = cv2.cvtColor(pixels, cv2.COLOR_BGRA2GRAY if has_alpha else cv2.COLOR_BGR2GRAY).astype(np.float32)
+    gray *= scale
+    if has_alpha:
+        return _flatten_alpha(gray, pixels[..., 3], scale)
+    return gray
 
 
 def _to_gray(image: Image.Image) -> np.ndarray:
@@ -101,11 +137,15 @@ def _to_gray(image: Image.Image) -> np.ndarray:
     # a canvas upload is hundreds of thousands of pixels.
     gray = cv2.cvtColor(rgba, cv2.COLOR_RGBA2GRAY).astype(np.float32)
     gray *= np.float32(1 / 255)
-    alpha8 = rgba[..., 3]
-    if alpha8.min() == 255:
+    return _flatten_alpha(gray, rgba[..., 3], np.float32(1 / 255))
+
+
+def _flatten_alpha(gray: np.ndarray, alpha_channel: np.ndarray, scale: np.float32) -> np.ndarray:
+    """Lay the opaque part of an image on the background its strokes contrast with, in place."""
+    if alpha_channel.min() == np.iinfo(alpha_channel.dtype).max:
         return gray
-    alpha = alpha8.astype(np.float32)
-    alpha *= np.float32(1 / 255)
+    alpha = alpha_channel.astype(np.float32)
+    alpha *= scale
     # Transparent background: the drawing is what is opaque. Lay it on white if the strokes are
     # dark, on black if they are light, so the strokes stay visible whatever colour they are.
     weight = float(alpha.sum())
@@ -203,7 +243,8 @@ def _ink_map(image: np.ndarray) -> np.ndarray:
     """
     smooth = image
     residual = np.abs(image - cv2.medianBlur(image, 3))
-    if float(np.median(residual)) > NOISE_LEVEL:
+    # "The median residual exceeds NOISE_LEVEL", counted instead of sorted: a tenth of the time.
+    if np.count_nonzero(residual > NOISE_LEVEL) * 2 > residual.size:
         # Noisy scan or photo: a median removes salt-and-pepper specks, a Gaussian the rest. Clean
         # images skip this, since blurring a small digit's 2 px strokes costs accuracy.
         smooth = cv2.medianBlur(image, 3)
@@ -230,7 +271,7 @@ def _digit_mask(ink: np.ndarray) -> np.ndarray:
     areas = stats[1:, cv2.CC_STAT_AREA]
     kept = np.zeros(count, bool)
     kept[1:] = areas >= MIN_BLOB_SHARE * areas.max()
-    core = kept[labels]
+    core = binary.astype(bool) if kept.sum() == count - 1 else kept[labels]
     # Keep the anti-aliased rim: grey pixels next to kept ink, above a quarter of the Otsu level.
     rim = cv2.dilate(core.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     return (core | (rim & (ink8 >= otsu / 4))).astype(np.float32)

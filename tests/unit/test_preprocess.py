@@ -208,3 +208,53 @@ def test_processed_image_round_trips_through_png():
     image = enhanced_from(encode(draw_digit(7)))
     decoded = np.asarray(Image.open(io.BytesIO(preprocess.to_png(image))), np.float32) / 255.0
     assert decoded.shape == (28, 28) and np.abs(decoded - image).max() <= 0.5 / 255 + 1e-6
+
+
+def pillow_gray(data: bytes) -> np.ndarray:
+    """The Pillow decoding path, which the libpng fast path must agree with."""
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return preprocess._to_gray(image)
+
+
+def png_as(image: np.ndarray, mode: str, **save_args) -> bytes:
+    """A PNG of `image` converted to a Pillow mode (1, LA, P ...)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).convert(mode).save(buffer, "PNG", **save_args)
+    return buffer.getvalue()
+
+
+PNG_VARIANTS = {
+    "gray": lambda: encode(draw_digit(7)),
+    "gray_1bit": lambda: png_as(draw_digit(7), "1"),
+    "gray_16bit": sixteen_bit_png,
+    "gray_alpha": lambda: png_as(rgba_canvas(7), "LA"),
+    "rgb": lambda: encode(np.dstack([draw_digit(7), draw_digit(7, ink=120), draw_digit(7)])),
+    "rgba_canvas": lambda: encode(rgba_canvas(7)),
+    "rgba_canvas_white_strokes": lambda: encode(rgba_canvas(7, colour=(255, 255, 255))),
+    "palette": lambda: png_as(draw_digit(7), "P"),
+    "palette_transparent": lambda: png_as(draw_digit(7), "P", transparency=255),
+    "interlaced": lambda: encode(draw_digit(7), interlace=1),
+}
+
+
+@pytest.mark.parametrize("variant", list(PNG_VARIANTS))
+def test_png_fast_path_agrees_with_pillow(variant):
+    data = PNG_VARIANTS[variant]()
+    fast = preprocess._decode_png(data, MAX_PIXELS)
+    assert fast is not None, "libpng should decode every valid PNG"
+    assert fast.dtype == np.float32 and fast.shape == pillow_gray(data).shape
+    # The two libraries round the RGB->gray weights differently: at most one grey level apart.
+    assert np.abs(fast - pillow_gray(data)).max() <= 1.5 / 255
+
+
+def test_png_that_libpng_refuses_falls_back_to_pillow():
+    data = encode(draw_digit(7))
+    without_end = data[: data.rindex(b"IEND") - 4]  # Pillow reads the pixels without the end chunk
+    assert preprocess._decode_png(without_end, MAX_PIXELS) is None
+    np.testing.assert_array_equal(preprocess.decode_image(without_end, max_pixels=MAX_PIXELS), pillow_gray(data))
+
+
+def test_png_fast_path_checks_the_pixel_limit_first():
+    with pytest.raises(PayloadTooLarge):
+        preprocess._decode_png(png_header_only(100_000, 100_000), MAX_PIXELS)
