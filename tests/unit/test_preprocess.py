@@ -252,7 +252,8 @@ def test_png_that_libpng_refuses_falls_back_to_pillow():
     data = encode(draw_digit(7))
     without_end = data[: data.rindex(b"IEND") - 4]  # Pillow reads the pixels without the end chunk
     assert preprocess._decode_png(without_end, MAX_PIXELS) is None
-    np.testing.assert_array_equal(preprocess.decode_image(without_end, max_pixels=MAX_PIXELS), pillow_gray(data))
+    decoded = preprocess.decode_image(without_end, max_pixels=MAX_PIXELS)
+    np.testing.assert_array_equal(decoded, pillow_gray(data))
 
 
 def test_png_fast_path_checks_the_pixel_limit_first():
