@@ -4,11 +4,13 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flask import Request
 
 from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedImage
+from gateway.multipart import lone_file
 from gateway.preprocess import PREPROCESSING_MODES
 
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
@@ -65,10 +67,15 @@ def body_kind(request: Request) -> str:
     )
 
 
-def parse_options(request: Request, body: dict | None) -> Options:
-    """Options from the query string, form fields and JSON fields (JSON wins), validated (400)."""
+def parse_options(request: Request, body: dict | None, form: Mapping[str, str] | None = None) -> Options:
+    """Options from the query string, form fields and JSON fields (JSON wins), validated (400).
+
+    `form` defaults to the request's multipart form fields, if any.
+    """
+    if form is None:
+        form = request.form if request.mimetype == "multipart/form-data" else {}
     raw: dict[str, object] = {}
-    for source in (request.args, request.form if request.mimetype == "multipart/form-data" else {}):
+    for source in (request.args, form):
         for name in OPTION_NAMES:
             if name in source:
                 raw[name] = source[name]
@@ -146,6 +153,10 @@ def single_input(request: Request, max_bytes: int) -> tuple[ImageInput, Options]
     """The one image of POST /v1/predict and its options."""
     kind = body_kind(request)
     if kind == "multipart":
+        data = lone_file(request, "image")
+        if data is not None:
+            _check_size(data, max_bytes)
+            return ImageInput(data=data), parse_options(request, None, form={})
         storage = request.files.get("image")
         if storage is None:
             raise BadRequest("multipart body has no file field 'image'", code="missing_image")
