@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from serving.model_server.errors import ServingError
-from serving.model_server.servable import Servable
+from serving.model_server.servable import Servable, _FlatCall
 from serving.model_server.server import servable_loader
 from tests.support.model_server import default_model_version_dir
 
@@ -32,6 +32,35 @@ def test_fast_calls_match_the_public_signature_call(servable):
     got = servable.predict("", {"image": IMAGES})
     np.testing.assert_allclose(got["probabilities"], public["probabilities"], rtol=1e-5)
     np.testing.assert_array_equal(got["digit"], public["digit"])
+
+
+def test_the_mnist_signature_is_served_frozen(servable):
+    servable.enable_fast_calls(servable.sample_inputs())
+    assert servable._signatures["serving_default"].fast.frozen
+
+
+class Counter(tf.Module):
+    """A model whose signature writes a variable: freezing it would change what it computes."""
+
+    def __init__(self):
+        self.calls = tf.Variable(0.0)
+        self.scale = tf.Variable(2.0)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def serve(self, x):
+        self.calls.assign_add(1.0)
+        return {"y": x * self.scale, "calls": tf.fill(tf.shape(x), self.calls.read_value())}
+
+
+def test_a_signature_that_writes_variables_is_not_frozen(tmp_path):
+    module = Counter()
+    tf.saved_model.save(module, str(tmp_path / "1"), signatures={"serving_default": module.serve})
+    counter = Servable("counter", 1, tmp_path / "1")
+    assert not _FlatCall(counter._signatures["serving_default"].function).frozen
+    counter.enable_fast_calls(counter.sample_inputs())
+    first = counter.predict("", {"x": np.ones(1, np.float32)})["calls"]
+    second = counter.predict("", {"x": np.ones(1, np.float32)})["calls"]
+    assert second[0] == first[0] + 1
 
 
 def test_warm_up_replays_the_recorded_requests(servable):
