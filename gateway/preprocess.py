@@ -37,6 +37,13 @@ MIN_BLOB_SHARE = 0.03
 TARGET_STROKE_PX = 2.2
 PIXEL_SIDE_RANGE = (8, 512)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# OpenCV colour->gray conversion by (channels in BGR order, has alpha).
+_GRAY_CONVERSIONS = {
+    (True, True): cv2.COLOR_BGRA2GRAY,
+    (True, False): cv2.COLOR_BGR2GRAY,
+    (False, True): cv2.COLOR_RGBA2GRAY,
+    (False, False): cv2.COLOR_RGB2GRAY,
+}
 
 
 def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
@@ -103,18 +110,8 @@ def _decode_png(data: bytes, max_pixels: int) -> np.ndarray | None:
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.size == 0:
         return None
-    scale = np.float32(1 / 65535 if pixels.dtype == np.uint16 else 1 / 255)
-    if pixels.ndim == 2:
-        gray = pixels.astype(np.float32)
-        gray *= scale
-        return gray
     # libpng gives BGR, or BGRA for an alpha channel, a transparent palette entry or a tRNS colour.
-    has_alpha = pixels.shape[2] == 4
-    gray = cv2.cvtColor(pixels, cv2.COLOR_BGRA2GRAY if has_alpha else cv2.COLOR_BGR2GRAY).astype(np.float32)
-    gray *= scale
-    if has_alpha:
-        return _flatten_alpha(gray, pixels[..., 3], scale)
-    return gray
+    return _pixels_to_gray(pixels, bgr=True)
 
 
 def _to_gray(image: Image.Image) -> np.ndarray:
@@ -128,16 +125,25 @@ def _to_gray(image: Image.Image) -> np.ndarray:
             top = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
         return np.clip(np.nan_to_num(values / top), 0.0, 1.0).astype(np.float32)
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info)
-    if not has_alpha:
-        gray = np.asarray(image if mode == "L" else image.convert("L"), dtype=np.float32)
-        gray *= np.float32(1 / 255)
+    target = "RGBA" if has_alpha else "L"
+    return _pixels_to_gray(np.asarray(image if mode == target else image.convert(target)), bgr=False)
+
+
+def _pixels_to_gray(pixels: np.ndarray, *, bgr: bool) -> np.ndarray:
+    """Grayscale float32 in [0, 1] from 8- or 16-bit gray, colour or colour+alpha pixels.
+
+    OpenCV's colour->gray uses the same ITU-R 601 weights as Pillow's "L", on integers and vectorised:
+    a canvas upload is hundreds of thousands of pixels.
+    """
+    scale = np.float32(1 / np.iinfo(pixels.dtype).max)
+    if pixels.ndim == 2:
+        gray = pixels.astype(np.float32)
+        gray *= scale
         return gray
-    rgba = np.asarray(image if mode == "RGBA" else image.convert("RGBA"))
-    # OpenCV's RGBA->gray uses the same ITU-R 601 weights as Pillow's "L", on uint8 and vectorised:
-    # a canvas upload is hundreds of thousands of pixels.
-    gray = cv2.cvtColor(rgba, cv2.COLOR_RGBA2GRAY).astype(np.float32)
-    gray *= np.float32(1 / 255)
-    return _flatten_alpha(gray, rgba[..., 3], np.float32(1 / 255))
+    has_alpha = pixels.shape[2] == 4
+    gray = cv2.cvtColor(pixels, _GRAY_CONVERSIONS[bgr, has_alpha]).astype(np.float32)
+    gray *= scale
+    return _flatten_alpha(gray, pixels[..., 3], scale) if has_alpha else gray
 
 
 def _flatten_alpha(gray: np.ndarray, alpha_channel: np.ndarray, scale: np.float32) -> np.ndarray:
