@@ -2,12 +2,12 @@
 
 import logging
 import time
-from concurrent import futures
 
 import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from serving.model_server.errors import ServingError
+from serving.model_server.grpc_loop import LoopServer
 from serving.model_server.service import ServingCore
 
 log = logging.getLogger(__name__)
@@ -61,10 +61,10 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             _abort(context, exc)
 
 
-def create_grpc_server(core: ServingCore, host: str, port: int, max_threads: int = 16) -> grpc.Server:
-    """A started gRPC server on `host`:`port`."""
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="grpc"),
+def create_grpc_server(core: ServingCore, host: str, port: int, max_threads: int = 16) -> LoopServer:
+    """A started gRPC server on `host`:`port`, answering on `max_threads` threads."""
+    server = LoopServer(
+        max_threads,
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
