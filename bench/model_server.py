@@ -31,7 +31,7 @@ PACED_PAUSE_S = 0.003
 PACED = f"+{PACED_PAUSE_S * 1000:g} ms idle"
 # As in `make serve`: one intra-op thread gives the lowest one-image latency on 2 cores.
 INTRA_OP_THREADS = 1
-DEFAULT_SERVER_FLAGS = [f"--tensorflow_intra_op_parallelism={INTRA_OP_THREADS}"]
+DEFAULT_SERVER_FLAGS = [f"--tensorflow_intra_op_parallelism={INTRA_OP_THREADS}", "--prefer_tflite_model=true"]
 READY_TIMEOUT_S = 120.0
 
 
@@ -175,6 +175,23 @@ def in_process_caller(model_dir: Path, image: np.ndarray):
     return call
 
 
+def in_process_tflite_caller(model_dir: Path, image: np.ndarray):
+    """The plain way to call the version's model.tflite: one tf.lite.Interpreter, its signature runner."""
+    import warnings
+
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "tf.lite.Interpreter will move to ai-edge-litert"
+        interpreter = tf.lite.Interpreter(model_path=str(model_dir / "model.tflite"), num_threads=1)
+    runner = interpreter.get_signature_runner("serving_default")
+
+    def call(index: int) -> None:
+        assert runner(image=image)["probabilities"].shape == (1, 10)
+
+    return call
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=None, help="SavedModel version directory")
@@ -206,13 +223,19 @@ def main() -> int:
         finally:
             process.terminate()
             process.wait(30)
-    # In-process after the server stopped, so the baseline does not share the CPUs with it.
-    call = in_process_caller(model_dir, image)
-    for concurrency in args.concurrency:
-        rows.append(("in-process", concurrency, measure(call, args.requests, concurrency, args.warmup)))
-        if concurrency == 1:
-            paced = measure(call, args.requests, 1, args.warmup, PACED_PAUSE_S)
-            rows.append((f"in-process {PACED}", 1, paced))
+    # In-process after the server stopped, so the baseline does not share the CPUs with it: the
+    # SavedModel, and the model.tflite the server prefers when the version has one.
+    baselines = [("in-process", in_process_caller(model_dir, image))]
+    if (model_dir / "model.tflite").is_file():
+        baselines.append(("in-process TFLite", in_process_tflite_caller(model_dir, image)))
+    for name, call in baselines:
+        for concurrency in args.concurrency:
+            if name.endswith("TFLite") and concurrency > 1:
+                continue  # one interpreter serves one call at a time
+            rows.append((name, concurrency, measure(call, args.requests, concurrency, args.warmup)))
+            if concurrency == 1:
+                paced = measure(call, args.requests, 1, args.warmup, PACED_PAUSE_S)
+                rows.append((f"{name} {PACED}", 1, paced))
 
     print(f"model: {model_dir}  requests per row: {args.requests}  image batch: 1  cpus: {os.cpu_count()}")
     print(f"{'transport':<24} {'concurrency':>11} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")

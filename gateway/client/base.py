@@ -54,8 +54,18 @@ class ServingClient(abc.ABC):
         """Release connections."""
 
 
-def with_retries(call: Callable[[], T], *, retries: int, backoff_s: float, deadline: float) -> T:
-    """Run `call`, retrying only UpstreamUnavailable, with exponential backoff, within `deadline`."""
+def with_retries(
+    call: Callable[[], T],
+    *,
+    retries: int,
+    backoff_s: float,
+    deadline: float,
+    pause: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run `call`, retrying only UpstreamUnavailable, with exponential backoff, within `deadline`.
+
+    `pause(seconds)` waits out a backoff; it may return early when a retry can already succeed.
+    """
     attempt = 0
     while True:
         try:
@@ -64,5 +74,5 @@ def with_retries(call: Callable[[], T], *, retries: int, backoff_s: float, deadl
             delay = backoff_s * (2**attempt)
             if attempt >= retries or time.monotonic() + delay >= deadline:
                 raise
-            time.sleep(delay)
+            pause(delay)
             attempt += 1

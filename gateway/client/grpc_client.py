@@ -119,7 +119,27 @@ class GrpcServingClient(ServingClient):
             retries=self._config.upstream_retries,
             backoff_s=self._config.upstream_backoff_s,
             deadline=deadline,
+            pause=self._reconnect,
         )
+
+    def _reconnect(self, seconds: float) -> None:
+        """Spend a retry's backoff connecting the channel, returning as soon as it is ready.
+
+        With gRPC's EventEngine off (gateway/gunicorn.conf.py), a channel makes progress only while a
+        thread polls it: sleeping through the backoff would leave a restarted model server unconnected.
+        """
+        with self._lock:
+            channel = self._channel if self._pid == os.getpid() else None
+        if channel is None:
+            time.sleep(seconds)
+            return
+        ready = grpc.channel_ready_future(channel)
+        try:
+            ready.result(timeout=seconds)
+        except grpc.FutureTimeoutError:
+            pass
+        finally:
+            ready.cancel()
 
     def _spec(self, **choice) -> pb.ModelSpec:
         spec = pb.ModelSpec(name=self._config.model_name, **choice)

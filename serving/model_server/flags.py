@@ -1,6 +1,7 @@
 """tensorflow_model_server's command-line flags; unknown flags are warned about, not fatal."""
 
 import logging
+import os
 from dataclasses import dataclass, field, fields
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ class ServerFlags:
     enable_model_warmup: bool = True
     tensorflow_intra_op_parallelism: int = 0
     tensorflow_inter_op_parallelism: int = 0
+    prefer_tflite_model: bool = False
+    num_tflite_pools: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))  # NumSchedulableCPUs
+    num_tflite_interpreters_per_pool: int = 1  # accepted; batches are not split (see tflite.py)
     # Local-only: prepended to every base_path, like ServerCore::Options::storage_path_prefix, so the
     # container's `/models/mnist` can be served from `<repo>/models/mnist` with the same models.config.
     storage_path_prefix: str = ""

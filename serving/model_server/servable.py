@@ -14,6 +14,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from serving.model_server import tensors
 from serving.model_server.errors import ServingError, failed_precondition, invalid_argument
+from serving.model_server.tflite import TfLiteModel, tflite_path
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class _Signature:
     input_dtypes: dict[str, int]
     input_shapes: dict[str, tuple[int, ...] | None]
     fast: object | None = None  # _FlatCall once verified against `function`
+    tflite: bool = False  # run by the version's model.tflite, once verified against `function`
 
 
 def _read_signature_defs(export_dir: Path) -> dict[str, meta_graph_pb2.SignatureDef]:
@@ -102,11 +104,14 @@ def _shape_of(info) -> tuple[int, ...] | None:
 class Servable:
     """A SavedModel version loaded with tf.saved_model.load, ready to serve predict requests."""
 
-    def __init__(self, name: str, version: int, export_dir: Path):
+    def __init__(self, name: str, version: int, export_dir: Path, tflite_pools: int | None = None):
         self.name = name
         self.version = version
         self.export_dir = Path(export_dir)
         self._model = tf.saved_model.load(str(self.export_dir), tags=[SERVE_TAG])
+        # --prefer_tflite_model: with `tflite_pools` interpreters when the version has a model.tflite.
+        lite_file = tflite_path(self.export_dir) if tflite_pools is not None else None
+        self._tflite = TfLiteModel(lite_file, tflite_pools) if lite_file is not None else None
         self.signature_defs = _read_signature_defs(self.export_dir)
         self._signatures: dict[str, _Signature] = {}
         for sig_name, definition in self.signature_defs.items():
@@ -170,7 +175,7 @@ class Servable:
                     f"{tensors.dtype_name(tensors.datatype_of(array))} is provided"
                 )
             _check_shape(alias, array.shape, signature.input_shapes[alias])
-            feeds[alias] = tf.convert_to_tensor(array)
+            feeds[alias] = array
         outputs_wanted = list(output_filter) or list(definition.outputs)
         seen = set()
         for alias in outputs_wanted:
@@ -182,8 +187,15 @@ class Servable:
             if alias in seen:
                 raise invalid_argument(f"duplicate output tensor alias: {alias}")
             seen.add(alias)
+        if signature.tflite:
+            try:
+                results = self._tflite.run(name, feeds)
+            except (RuntimeError, ValueError) as exc:
+                raise ServingError(grpc.StatusCode.INTERNAL, str(exc).splitlines()[0]) from None
+            return {alias: results[alias] for alias in outputs_wanted}
         try:
-            results = (signature.fast or signature.function)(**feeds)
+            tensors_in = {alias: tf.convert_to_tensor(array) for alias, array in feeds.items()}
+            results = (signature.fast or signature.function)(**tensors_in)
         except tf.errors.OpError as exc:
             raise ServingError(_grpc_code(exc), exc.message) from None
         except (TypeError, ValueError) as exc:
@@ -211,6 +223,46 @@ class Servable:
                 signature.fast = fast
             else:
                 log.warning("Fast signature call disagrees with the public call for %s; not used", name)
+
+    def enable_tflite(self, sample_inputs: dict[str, dict[str, np.ndarray]]) -> None:
+        """Run each signature with model.tflite if it has the same inputs and outputs and answers alike.
+
+        TF Serving would serve the .tflite file unchecked; a stale or foreign one is refused here, with a
+        warning, and the SavedModel serves that signature instead.
+        """
+        if self._tflite is None:
+            return
+        for name, signature in self._signatures.items():
+            inputs = sample_inputs.get(name)
+            lite = self._tflite.signature_defs.get(name)
+            definition = signature.definition
+            if (
+                inputs is None
+                or lite is None
+                or set(lite.inputs) != set(definition.inputs)
+                or set(lite.outputs) != set(definition.outputs)
+                or not self._tflite.has_tensors(lite)
+            ):
+                log.warning(
+                    "%s/model.tflite has no signature_defs_metadata entry matching signature %s; serving the "
+                    "SavedModel (`python -m training.export <version dir>` writes one)",
+                    self.export_dir,
+                    name,
+                )
+                continue
+            inputs = {alias: _varied(array) for alias, array in inputs.items()}
+            expected = signature.function(**{alias: tf.convert_to_tensor(a) for alias, a in inputs.items()})
+            got = self._tflite.run(name, inputs)
+            if all(_close(got[alias], expected[alias].numpy()) for alias in definition.outputs):
+                signature.tflite = True
+                self.signature_defs[name] = lite  # what GetModelMetadata reports, as TF Serving does
+                log.info("Signature %s of %s is served by model.tflite", name, self.export_dir)
+            else:
+                log.warning(
+                    "%s/model.tflite disagrees with signature %s; serving the SavedModel",
+                    self.export_dir,
+                    name,
+                )
 
     def sample_inputs(self) -> dict[str, dict[str, np.ndarray]]:
         """One zero-filled single-row input per signature whose input shapes are fully known but the batch."""
@@ -250,6 +302,22 @@ class Servable:
             int((time.monotonic() - started) * 1e6),
         )
         return count
+
+
+def _varied(array: np.ndarray) -> np.ndarray:
+    """`array` filled with seeded values in [0, 1) when it is floating point: zeros test little."""
+    if not np.issubdtype(array.dtype, np.floating):
+        return array
+    return np.random.default_rng(0).random(array.shape).astype(array.dtype)
+
+
+def _close(got: np.ndarray, expected: np.ndarray) -> bool:
+    """Same shape and dtype, equal integers, floats within float32 round-off of each other."""
+    if got.shape != expected.shape or got.dtype != expected.dtype:
+        return False
+    if np.issubdtype(expected.dtype, np.floating):
+        return bool(np.allclose(got, expected, rtol=1e-4, atol=1e-5))
+    return bool(np.array_equal(got, expected))
 
 
 def _check_shape(alias: str, shape: tuple[int, ...], expected: tuple[int, ...] | None) -> None:

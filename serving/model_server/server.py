@@ -19,13 +19,18 @@ BIND_HOST = os.environ.get("MODEL_SERVER_BIND_HOST", "127.0.0.1")
 GRPC_GRACE_S = 10.0
 
 
-def servable_loader(warm_up: bool = True):
-    """A loader that loads a SavedModel version and replays its warm-up requests before it takes traffic."""
+def servable_loader(warm_up: bool = True, tflite_pools: int | None = None):
+    """A loader that loads a SavedModel version and replays its warm-up requests before it takes traffic.
+
+    With `tflite_pools`, a version's model.tflite is served where there is one (--prefer_tflite_model).
+    """
     from serving.model_server.servable import Servable  # TensorFlow imports only when serving
 
     def load_servable(name: str, version: int, path: Path):
-        servable = Servable(name, version, path)
-        servable.enable_fast_calls(servable.sample_inputs())
+        servable = Servable(name, version, path, tflite_pools)
+        samples = servable.sample_inputs()
+        servable.enable_fast_calls(samples)
+        servable.enable_tflite(samples)
         if warm_up:
             servable.warm_up()
         settle_heap()
@@ -128,7 +133,9 @@ def serve(flags: ServerFlags, stop: threading.Event) -> int:
     metrics = Metrics() if prometheus.enabled else None
     configure_tensorflow_threads(flags.tensorflow_intra_op_parallelism, flags.tensorflow_inter_op_parallelism)
     manager = ModelManager(
-        servable_loader(flags.enable_model_warmup),
+        servable_loader(
+            flags.enable_model_warmup, flags.num_tflite_pools if flags.prefer_tflite_model else None
+        ),
         allow_version_labels_for_unavailable_models=flags.allow_version_labels_for_unavailable_models,
         max_num_load_retries=flags.max_num_load_retries,
         load_retry_interval_s=flags.load_retry_interval_micros / 1e6,

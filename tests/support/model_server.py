@@ -23,6 +23,7 @@ DEFAULT_FLAGS = (
     "--max_num_load_retries=0",
     "--file_system_poll_wait_seconds=1",
     "--tensorflow_intra_op_parallelism=1",
+    "--prefer_tflite_model=true",
 )
 
 

@@ -1,5 +1,7 @@
 """Config files parse with TF Serving's protos, and what TF Serving rejects is rejected here."""
 
+import os
+
 import grpc
 import pytest
 
@@ -104,3 +106,12 @@ def test_flags_take_tf_serving_forms_and_warn_on_unknown(caplog):
 def test_bad_flag_values_are_errors(argv):
     with pytest.raises(ValueError):
         parse_flags(argv)
+
+
+def test_tflite_flags_default_like_tf_serving():
+    defaults = parse_flags([])
+    assert defaults.prefer_tflite_model is False
+    assert defaults.num_tflite_pools == len(os.sched_getaffinity(0))  # NumSchedulableCPUs
+    assert defaults.num_tflite_interpreters_per_pool == 1
+    flags = parse_flags(["--prefer_tflite_model=true", "--num_tflite_pools=3"])
+    assert (flags.prefer_tflite_model, flags.num_tflite_pools) == (True, 3)

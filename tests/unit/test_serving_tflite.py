@@ -1,0 +1,124 @@
+"""--prefer_tflite_model: model.tflite has TF Serving's signature metadata and answers like the SavedModel."""
+
+import shutil
+import threading
+import warnings
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from serving.model_server.servable import Servable
+from serving.model_server.tflite import TFLITE_FILE, TfLiteModel, read_signature_defs
+from tests.support.model_server import default_model_version_dir
+from training.export import export_model, write_tflite
+from training.model import build_model
+
+DIGITS = np.random.default_rng(11).random((5, 28, 28, 1), dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def version_dir(tmp_path_factory):
+    """The committed version, with a model.tflite written now if the checkout has none yet."""
+    source = default_model_version_dir()
+    if (source / TFLITE_FILE).is_file():
+        return source
+    copy = tmp_path_factory.mktemp("tflite") / "1"
+    shutil.copytree(source, copy)
+    write_tflite(copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def saved_model_outputs(version_dir):
+    signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    return {k: v.numpy() for k, v in signature(image=tf.constant(DIGITS)).items()}
+
+
+def test_committed_version_has_a_tflite_model():
+    assert (default_model_version_dir() / TFLITE_FILE).is_file()
+
+
+def test_tflite_signature_metadata_matches_the_saved_model(version_dir):
+    lite = read_signature_defs((version_dir / TFLITE_FILE).read_bytes())["serving_default"]
+    saved = Servable("mnist", 1, version_dir).signature_defs["serving_default"]
+    assert lite.method_name == saved.method_name == "tensorflow/serving/predict"
+    for ours, theirs in ((lite.inputs, saved.inputs), (lite.outputs, saved.outputs)):
+        assert set(ours) == set(theirs)
+        for alias in ours:
+            assert ours[alias].dtype == theirs[alias].dtype
+            assert ours[alias].tensor_shape == theirs[alias].tensor_shape
+    # TensorInfo names are the TFLite tensors TF Serving's TfLiteSession looks up.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        interpreter = tf.lite.Interpreter(model_path=str(version_dir / TFLITE_FILE))
+    names = {d["name"] for d in interpreter.get_input_details() + interpreter.get_output_details()}
+    assert {info.name for info in [*lite.inputs.values(), *lite.outputs.values()]} <= names
+
+
+def test_servable_runs_the_tflite_model_with_the_saved_models_answers(version_dir, saved_model_outputs):
+    servable = Servable("mnist", 1, version_dir, tflite_pools=2)
+    servable.enable_tflite(servable.sample_inputs())
+    assert servable._signatures["serving_default"].tflite
+    for batch in (DIGITS, DIGITS[:1], DIGITS):  # the interpreter is resized both ways
+        got = servable.predict("serving_default", {"image": batch})
+        np.testing.assert_allclose(
+            got["probabilities"], saved_model_outputs["probabilities"][: len(batch)], atol=1e-5
+        )
+        np.testing.assert_array_equal(got["digit"], saved_model_outputs["digit"][: len(batch)])
+    only = servable.predict("", {"image": DIGITS}, ("probabilities",))
+    assert list(only) == ["probabilities"]
+    # GetModelMetadata reports the signature of the model that serves, as TF Serving does.
+    assert servable.signature_defs["serving_default"].inputs["image"].name == "serving_default_image:0"
+
+
+def test_without_the_flag_the_saved_model_serves(version_dir):
+    servable = Servable("mnist", 1, version_dir)
+    servable.enable_tflite(servable.sample_inputs())
+    assert not servable._signatures["serving_default"].tflite
+
+
+def test_interpreters_are_shared_safely_between_threads(version_dir, saved_model_outputs):
+    model = TfLiteModel(version_dir / TFLITE_FILE, pools=2)
+    failures = []
+
+    def call(size: int) -> None:
+        for _ in range(20):
+            got = model.run("serving_default", {"image": DIGITS[:size]})
+            if not np.allclose(got["probabilities"], saved_model_outputs["probabilities"][:size], atol=1e-5):
+                failures.append(size)
+
+    threads = [threading.Thread(target=call, args=(size,)) for size in (1, 2, 3, 4, 5, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+
+
+def test_tflite_without_signature_metadata_is_not_served(version_dir, tmp_path):
+    copy = tmp_path / "1"
+    shutil.copytree(version_dir, copy)
+    (copy / TFLITE_FILE).write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(copy)).convert())
+    assert read_signature_defs((copy / TFLITE_FILE).read_bytes()) == {}
+    servable = Servable("mnist", 1, copy, tflite_pools=1)
+    servable.enable_tflite(servable.sample_inputs())
+    assert not servable._signatures["serving_default"].tflite
+    assert servable.predict("", {"image": DIGITS})["probabilities"].shape == (5, 10)
+
+
+def test_a_tflite_model_that_answers_differently_is_not_served(version_dir, tmp_path):
+    copy = tmp_path / "1"
+    shutil.copytree(version_dir, copy)
+    other = export_model(build_model(dense_units=8), tmp_path / "other", version=1)
+    shutil.copy(other / TFLITE_FILE, copy / TFLITE_FILE)
+    servable = Servable("mnist", 1, copy, tflite_pools=1)
+    servable.enable_tflite(servable.sample_inputs())
+    assert not servable._signatures["serving_default"].tflite
+
+
+def test_export_writes_a_tflite_model_with_signature_metadata(tmp_path):
+    target = export_model(build_model(dense_units=8), tmp_path, version=2)
+    definitions = read_signature_defs((target / TFLITE_FILE).read_bytes())
+    assert set(definitions["serving_default"].inputs) == {"image"}
+    assert set(definitions["serving_default"].outputs) == {"probabilities", "digit"}
