@@ -225,7 +225,7 @@ def main() -> int:
             process.wait(30)
     # In-process after the server stopped, so the baseline does not share the CPUs with it: the
     # SavedModel, and the model.tflite the server prefers when the version has one.
-    baselines = [("in-process", in_process_caller(model_dir, image))]
+    baselines = [("in-process SavedModel", in_process_caller(model_dir, image))]
     if (model_dir / "model.tflite").is_file():
         baselines.append(("in-process TFLite", in_process_tflite_caller(model_dir, image)))
     for name, call in baselines:
@@ -238,10 +238,10 @@ def main() -> int:
                 rows.append((f"{name} {PACED}", 1, paced))
 
     print(f"model: {model_dir}  requests per row: {args.requests}  image batch: 1  cpus: {os.cpu_count()}")
-    print(f"{'transport':<24} {'concurrency':>11} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
+    print(f"{'transport':<34} {'concurrency':>11} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
     for transport, concurrency, stats in sorted(rows, key=lambda r: (r[1], r[0])):
         p50, p99, rps = stats["p50"], stats["p99"], stats["rps"]
-        print(f"{transport:<24} {concurrency:>11} {p50:>8.2f} {p99:>8.2f} {rps:>8.0f}")
+        print(f"{transport:<34} {concurrency:>11} {p50:>8.2f} {p99:>8.2f} {rps:>8.0f}")
     print(f"(rows marked '{PACED}' idle before each request; their req/s counts the idle time)")
     grpc_p50 = next(s["p50"] for t, c, s in rows if t == "gRPC" and c == 1) if 1 in args.concurrency else None
     if grpc_p50 is not None:
