@@ -109,7 +109,7 @@ class LoopServer:
         self._server = cygrpc.Server(tuple(options), False)
         self._server.register_completion_queue(self._queue)
         self._generic_handlers: list[grpc.GenericRpcHandler] = []
-        self._handlers: dict[bytes, grpc.RpcMethodHandler | None] = {}
+        self._handlers: dict[bytes, grpc.RpcMethodHandler] = {}
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
         self._stopped = threading.Event()
@@ -203,15 +203,17 @@ class LoopServer:
 
     def _handler_for(self, event) -> grpc.RpcMethodHandler | None:
         method = event.call_details.method
-        if method not in self._handlers:
-            details = _HandlerCallDetails(method.decode(), event.invocation_metadata)
-            found = next(
-                (h for h in (g.service(details) for g in self._generic_handlers) if h is not None), None
-            )
-            if found is not None and (found.request_streaming or found.response_streaming):
-                found = None
-            self._handlers[method] = found  # unknown methods too: a dict lookup from then on
-        return self._handlers[method]
+        handler = self._handlers.get(method)
+        if handler is not None:
+            return handler
+        details = _HandlerCallDetails(method.decode(errors="replace"), event.invocation_metadata)
+        handler = next(
+            (h for h in (g.service(details) for g in self._generic_handlers) if h is not None), None
+        )
+        if handler is None or handler.request_streaming or handler.response_streaming:
+            return None  # not remembered: clients choose method names, the cache must not grow with them
+        self._handlers[method] = handler
+        return handler
 
     def _answer(self, call: _Call, event) -> None:
         rpc = call.event
