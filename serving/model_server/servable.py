@@ -252,7 +252,16 @@ class Servable:
                 continue
             inputs = {alias: _varied(array) for alias, array in inputs.items()}
             expected = signature.function(**{alias: tf.convert_to_tensor(a) for alias, a in inputs.items()})
-            got = self._tflite.run(name, inputs)
+            try:
+                got = self._tflite.run(name, inputs)
+            except (RuntimeError, ValueError) as exc:  # an op or type the interpreter cannot run
+                log.warning(
+                    "%s/model.tflite fails on signature %s (%s); serving the SavedModel",
+                    self.export_dir,
+                    name,
+                    exc,
+                )
+                continue
             if all(_close(got[alias], expected[alias].numpy()) for alias in definition.outputs):
                 signature.tflite = True
                 self.signature_defs[name] = lite  # what GetModelMetadata reports, as TF Serving does

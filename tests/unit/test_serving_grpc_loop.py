@@ -125,42 +125,36 @@ def test_handler_sees_the_client_deadline(served):
     assert int(channel.unary_unary(f"/{SERVICE}/Deadline")(b"x")) > 100 * 365 * 86400
 
 
-def test_servicer_default_method_answers_unimplemented():
+@pytest.fixture
+def prediction_channel():
+    """A channel to a LoopServer running the generated servicer, whose methods all say UNIMPLEMENTED."""
     server = LoopServer(2)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         prediction_service_pb2_grpc.PredictionServiceServicer(), server
     )
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            with pytest.raises(grpc.RpcError) as caught:
-                stub.Classify(classification_pb2.ClassificationRequest(), timeout=10)
-    finally:
-        server.stop(None).wait(10)
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield channel
+    server.stop(None).wait(10)
+
+
+def test_servicer_default_method_answers_unimplemented(prediction_channel):
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(prediction_channel)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Classify(classification_pb2.ClassificationRequest(), timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert caught.value.details() == "Method not implemented!"
 
 
-def test_undecodable_request_is_internal_and_the_server_keeps_serving():
-    server = LoopServer(2)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        prediction_service_pb2_grpc.PredictionServiceServicer(), server
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            raw = channel.unary_unary("/tensorflow.serving.PredictionService/Classify")
-            with pytest.raises(grpc.RpcError) as caught:
-                raw(b"\xff\xff\xff", timeout=10)
-            assert caught.value.code() == grpc.StatusCode.INTERNAL
-            with pytest.raises(grpc.RpcError) as again:
-                raw(b"", timeout=10)
-            assert again.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    finally:
-        server.stop(None).wait(10)
+def test_undecodable_request_is_internal_and_the_server_keeps_serving(prediction_channel):
+    raw = prediction_channel.unary_unary("/tensorflow.serving.PredictionService/Classify")
+    with pytest.raises(grpc.RpcError) as caught:
+        raw(b"\xff\xff\xff", timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    with pytest.raises(grpc.RpcError) as again:
+        raw(b"", timeout=10)
+    assert again.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 def test_calls_run_at_once_on_separate_threads(served):
