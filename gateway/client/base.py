@@ -64,7 +64,7 @@ def with_retries(
 ) -> T:
     """Run `call`, retrying only UpstreamUnavailable, with exponential backoff, within `deadline`.
 
-    `pause(seconds)` waits out a backoff; it may return early when a retry can already succeed.
+    `pause(seconds)` waits out a backoff: time.sleep, or a wait that also reconnects (gRPC).
     """
     attempt = 0
     while True:

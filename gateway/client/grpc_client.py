@@ -123,23 +123,24 @@ class GrpcServingClient(ServingClient):
         )
 
     def _reconnect(self, seconds: float) -> None:
-        """Spend a retry's backoff connecting the channel, returning as soon as it is ready.
+        """Wait out a retry's backoff while connecting the channel.
 
         With gRPC's EventEngine off (gateway/gunicorn.conf.py), a channel makes progress only while a
         thread polls it: sleeping through the backoff would leave a restarted model server unconnected.
+        The whole backoff is still waited, so a server that answers UNAVAILABLE is not retried at once.
         """
+        until = time.monotonic() + seconds
         with self._lock:
             channel = self._channel if self._pid == os.getpid() else None
-        if channel is None:
-            time.sleep(seconds)
-            return
-        ready = grpc.channel_ready_future(channel)
-        try:
-            ready.result(timeout=seconds)
-        except grpc.FutureTimeoutError:
-            pass
-        finally:
-            ready.cancel()
+        if channel is not None:
+            ready = grpc.channel_ready_future(channel)
+            try:
+                ready.result(timeout=seconds)
+            except grpc.FutureTimeoutError:
+                pass
+            finally:
+                ready.cancel()
+        time.sleep(max(0.0, until - time.monotonic()))
 
     def _spec(self, **choice) -> pb.ModelSpec:
         spec = pb.ModelSpec(name=self._config.model_name, **choice)
