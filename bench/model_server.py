@@ -225,13 +225,13 @@ def main() -> int:
             process.wait(30)
     # In-process after the server stopped, so the baseline does not share the CPUs with it: the
     # SavedModel, and the model.tflite the server prefers when the version has one.
-    baselines = [("in-process SavedModel", in_process_caller(model_dir, image))]
+    baselines = [("in-process SavedModel", in_process_caller(model_dir, image), args.concurrency)]
     if (model_dir / "model.tflite").is_file():
-        baselines.append(("in-process TFLite", in_process_tflite_caller(model_dir, image)))
-    for name, call in baselines:
-        for concurrency in args.concurrency:
-            if name.endswith("TFLite") and concurrency > 1:
-                continue  # one interpreter serves one call at a time
+        # One interpreter serves one call at a time: concurrency 1 only.
+        tflite_levels = [c for c in args.concurrency if c == 1]
+        baselines.append(("in-process TFLite", in_process_tflite_caller(model_dir, image), tflite_levels))
+    for name, call, levels in baselines:
+        for concurrency in levels:
             rows.append((name, concurrency, measure(call, args.requests, concurrency, args.warmup)))
             if concurrency == 1:
                 paced = measure(call, args.requests, 1, args.warmup, PACED_PAUSE_S)

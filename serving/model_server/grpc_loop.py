@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 _NO_FLAGS = 0
 _NEW_CALL = "new-call"
+_REPLY = "reply"  # a call's final batch: nothing is left to do when it completes
 _SHUTDOWN = "shutdown"
 
 
@@ -92,13 +93,6 @@ class _Call:
         self.handler = handler
 
 
-class _Reply:
-    """The tag of a call's final batch; nothing is left to do when it completes."""
-
-
-_REPLY = _Reply()
-
-
 class LoopServer:
     """Serves unary-unary handlers on `threads` threads that poll one completion queue."""
 
@@ -112,7 +106,6 @@ class LoopServer:
         self._generic_handlers: list[grpc.GenericRpcHandler] = []
         self._handlers: dict[bytes, grpc.RpcMethodHandler] = {}
         self._lock = threading.Lock()
-        self._workers: list[threading.Thread] = []
         self._stopped = threading.Event()
         self._stopping = False
         self._shut_down = False  # the core has finished every call (cancelled ones included)
@@ -136,9 +129,7 @@ class LoopServer:
         self._server.start()
         for index in range(self._threads):
             self._server.request_call(self._queue, self._queue, _NEW_CALL)
-            worker = threading.Thread(target=self._serve, name=f"grpc-{index}", daemon=True)
-            worker.start()
-            self._workers.append(worker)
+            threading.Thread(target=self._serve, name=f"grpc-{index}", daemon=True).start()
 
     def stop(self, grace: float | None) -> threading.Event:
         """Stop accepting calls, let calls in flight finish for `grace` seconds, then cancel them."""
@@ -173,22 +164,22 @@ class LoopServer:
                     finally:
                         with self._lock:
                             self._handlers_running -= 1
-                        self._close_when_idle()
+                            self._close_if_idle()
                 elif tag is _SHUTDOWN:
                     with self._lock:
                         self._shut_down = True
-                    self._close_when_idle()
+                        self._close_if_idle()
             except Exception:  # a serving thread must never die: log and keep polling
                 log.exception("gRPC serving thread error")
 
-    def _close_when_idle(self) -> None:
+    def _close_if_idle(self) -> None:
+        """With the lock held: once the core is done and no handler runs, release the server and queue."""
         # A cancelled call still has its handler running: the queue must outlive that handler's reply.
-        with self._lock:
-            if not self._shut_down or self._handlers_running or self._stopped.is_set():
-                return
-            self._server.destroy()
-            self._queue.shutdown()
-            self._stopped.set()
+        if not self._shut_down or self._handlers_running or self._stopped.is_set():
+            return
+        self._server.destroy()
+        self._queue.shutdown()
+        self._stopped.set()
 
     def _accept(self, event) -> None:
         if not event.success:  # the server is shutting down
