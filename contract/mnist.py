@@ -25,3 +25,8 @@ CLASS_NAMES = tuple(str(digit) for digit in range(NUM_CLASSES))
 # Labels the stack routes by; `stable` takes default traffic, `canary` a configured share of it.
 STABLE_LABEL = "stable"
 CANARY_LABEL = "canary"
+
+# How the gateway turns an upload into the model input: `standard` only resizes, `enhanced` follows the
+# MNIST recipe (gateway/preprocess.py). The gateway, the UI and tools/compare_preprocessing.py read these.
+PREPROCESSING_MODES = ("standard", "enhanced")
+DEFAULT_PREPROCESSING = "enhanced"

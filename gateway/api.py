@@ -4,7 +4,8 @@ import time
 
 from flask import Blueprint, current_app, jsonify, request
 
-from gateway.errors import GatewayError
+from gateway.deadline import Deadline
+from gateway.errors import BatchFailed, GatewayError
 from gateway.inputs import batch_inputs, single_input
 from gateway.service import PredictionService
 
@@ -57,11 +58,12 @@ def predict_batch():
                 raise
             slots.append(error)
     prepared = [slot for slot in slots if not isinstance(slot, GatewayError)]
+    if not prepared:
+        raise BatchFailed(slots)
     model, upstream_ms, results = None, 0.0, []
-    if prepared:
-        prediction, route, upstream_ms = service.predict([slot.image for slot in prepared], options)
-        model = service.model_info(prediction, route)
-        rows = iter(zip(prepared, prediction.probabilities, strict=True))
+    prediction, route, upstream_ms = service.predict([slot.image for slot in prepared], options)
+    model = service.model_info(prediction, route)
+    rows = iter(zip(prepared, prediction.probabilities, strict=True))
     for slot in slots:
         if isinstance(slot, GatewayError):
             results.append(slot.to_dict() | {"status": slot.status})
@@ -87,8 +89,9 @@ def predict_batch():
 def models():
     """Versions and states from the model server, the labels the gateway routes by, the routing."""
     service = _service()
-    statuses = service.client.model_status()
-    labels = service.router.known_labels()
+    deadline = Deadline.after(service.config.upstream_timeout_s)
+    statuses = service.client.model_status(deadline)
+    labels = service.router.known_labels(deadline)
     by_version: dict[int, list[str]] = {}
     for name, version in labels.items():
         by_version.setdefault(version, []).append(name)

@@ -4,6 +4,8 @@ import html
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from contract.mnist import DEFAULT_PREPROCESSING, PREPROCESSING_MODES
+
 docs = Blueprint("docs", __name__)
 
 _PIXELS_DOC = "28x28 numbers, white digit on black: 0-255, or 0-1 when no value exceeds 1"
@@ -12,7 +14,7 @@ _OPTIONS = [
     {
         "name": "preprocessing",
         "in": "query",
-        "schema": {"type": "string", "enum": ["standard", "enhanced"], "default": "enhanced"},
+        "schema": {"type": "string", "enum": list(PREPROCESSING_MODES), "default": DEFAULT_PREPROCESSING},
         "description": "standard: grayscale, resize to 28x28, scale to [0, 1]. enhanced: the MNIST recipe "
         "(polarity, denoise, threshold, crop, 20 px box, centre of mass).",
     },

@@ -61,6 +61,25 @@ class NotFound(GatewayError):
     status, code = 404, "not_found"
 
 
+class BatchFailed(GatewayError):
+    """Every image of a batch failed: the request is the client's error, with each item's error."""
+
+    code = "batch_failed"
+
+    def __init__(self, errors: list[GatewayError]):
+        statuses = {error.status for error in errors}
+        # One shared status says it best (all 415, all 422); mixed 4xx causes are a plain 400.
+        status = statuses.pop() if len(statuses) == 1 else 400
+        super().__init__(f"none of the {len(errors)} images could be used", status=status)
+        self.errors = errors
+
+    def to_dict(self) -> dict:
+        """The JSON error body, with `results`: each item's error and status, in order."""
+        return super().to_dict() | {
+            "results": [error.to_dict() | {"status": error.status} for error in self.errors]
+        }
+
+
 class UpstreamError(GatewayError):
     """The model server answered with something the gateway cannot use."""
 

@@ -2,6 +2,7 @@
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from gateway.deadline import Deadline
 from gateway.errors import GatewayError, UpstreamUnavailable
 
 ops = Blueprint("ops", __name__)
@@ -17,9 +18,10 @@ def healthz():
 def readyz():
     """Readiness: the model server answers and the default (non-canary) route's version is AVAILABLE."""
     service = current_app.extensions["gateway.service"]
+    deadline = Deadline.after(service.config.upstream_timeout_s)
     try:
-        route = service.router.default_route(allow_canary=False)
-        states = {item.version: item.state for item in service.client.model_status()}
+        route = service.router.default_route(allow_canary=False, resolve=True, deadline=deadline)
+        states = {item.version: item.state for item in service.client.model_status(deadline)}
     except GatewayError as error:
         unavailable = UpstreamUnavailable(f"not ready: {error.message}", code="not_ready")
         raise unavailable from error

@@ -14,11 +14,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from contract.mnist import IMAGE_HEIGHT, IMAGE_WIDTH
+from contract.mnist import IMAGE_HEIGHT, IMAGE_WIDTH, PREPROCESSING_MODES
 from gateway.errors import BadRequest as CorruptImage
 from gateway.errors import NoDigitFound, PayloadTooLarge, Unprocessable, UnsupportedImage
 
-PREPROCESSING_MODES = ("standard", "enhanced")
 SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "BMP", "WEBP", "GIF"})
 
 # MNIST geometry: the digit's longer side is 20 px, its centre of mass sits at pixel (14, 14).
@@ -228,7 +227,7 @@ def preprocess(gray: np.ndarray, mode: str) -> np.ndarray:
         return standard(gray)
     if mode == "enhanced":
         return enhanced(gray)
-    raise ValueError(f"unknown preprocessing {mode!r}")
+    raise ValueError(f"unknown preprocessing {mode!r}, not one of {PREPROCESSING_MODES}")
 
 
 def _shrink(image: np.ndarray) -> np.ndarray:

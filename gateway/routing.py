@@ -1,6 +1,5 @@
 """Which model version serves a request: explicit version, a label, or the default route with canary."""
 
-import json
 import logging
 import os
 import random
@@ -9,7 +8,9 @@ import time
 from dataclasses import dataclass
 
 from contract.mnist import CANARY_LABEL
+from contract.routing import RoutingFileError, read_routing
 from gateway.client.base import ServingClient
+from gateway.deadline import Deadline
 from gateway.errors import NotFound, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
@@ -17,14 +18,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Route:
-    """The version to call and the label it came from (None for explicit or latest)."""
+    """What to call: a version, or a label TF Serving resolves itself (version None); and the label."""
 
-    version: int
+    version: int | None
     label: str | None
 
 
 class RoutingFile:
-    """The canary share from a JSON file ({"canary_percent": 10}), re-read when its mtime changes."""
+    """The canary share from the routing file (contract/routing.py), re-read when its mtime changes."""
 
     def __init__(self, path: str):
         self.path = path
@@ -32,28 +33,29 @@ class RoutingFile:
         self._percent = 0.0
 
     def canary_percent(self) -> float:
-        """The current canary share in percent; 0 when the file is absent or invalid."""
+        """The current canary share in percent; 0 when the file is absent, the last good one if invalid."""
         try:
             mtime = os.stat(self.path).st_mtime
         except OSError:
             self._mtime, self._percent = None, 0.0
             return 0.0
         if mtime != self._mtime:
-            self._mtime, self._percent = mtime, self._read()
+            self._mtime = mtime
+            try:
+                self._percent = float(read_routing(self.path)["canary_percent"])
+            except RoutingFileError as exc:
+                # A half-edited file must not flip traffic: keep serving the last good share.
+                log.warning("keeping canary_percent=%s: %s", self._percent, exc)
         return self._percent
-
-    def _read(self) -> float:
-        try:
-            with open(self.path) as handle:
-                percent = float(json.load(handle).get("canary_percent", 0))
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
-            log.warning("ignoring routing file %s: %s", self.path, exc)
-            return 0.0
-        return min(100.0, max(0.0, percent))
 
 
 class Router:
-    """Resolve labels (cached for `cache_s`) and the default route; predict-path calls stay cheap."""
+    """Choose a request's route; labels are resolved (cached `cache_s`) only where the client needs it.
+
+    Over gRPC a predict names the label and TF Serving resolves it, so the predict path makes no
+    metadata call; a label that turned out unknown is remembered for `cache_s` so the default route
+    skips it. Over REST labels are resolved with metadata and cached.
+    """
 
     def __init__(
         self,
@@ -65,6 +67,7 @@ class Router:
         rng: random.Random | None = None,
     ):
         self._client = client
+        self._by_label = client.predicts_by_label
         self._default_label = default_label
         self._routing_file = routing_file
         self._cache_s = cache_s
@@ -73,53 +76,78 @@ class Router:
         self._labels: dict[str, tuple[float, int | None]] = {}
         self._latest: tuple[float, int | None] | None = None
 
-    def route(self, version: int | None = None, label: str | None = None) -> Route:
-        """The version for a request's options; NotFound for an unknown label, 503 if none is servable."""
+    def route(
+        self, version: int | None = None, label: str | None = None, deadline: Deadline | None = None
+    ) -> Route:
+        """The route for a request's options; NotFound for an unknown label, 503 if none is servable."""
         if version is not None:
             return Route(version, None)
         if label is not None:
-            resolved = self.resolve_label(label)
+            if self._by_label:
+                return Route(None, label)
+            resolved = self.resolve_label(label, deadline)
             if resolved is None:
                 raise NotFound(f"unknown model version label {label!r}", code="unknown_label")
             return Route(resolved, label)
-        return self.default_route()
+        return self.default_route(deadline=deadline)
 
-    def default_route(self, *, allow_canary: bool = True) -> Route:
-        """Canary by its share when the label exists, else the default label, else the latest version."""
+    def default_route(
+        self, *, allow_canary: bool = True, resolve: bool = False, deadline: Deadline | None = None
+    ) -> Route:
+        """Canary by its share when the label exists, else the default label, else the latest version.
+
+        `resolve` asks for a version even where the client could predict by label (readiness).
+        """
         percent = self._routing_file.canary_percent() if allow_canary else 0.0
         if percent > 0 and self._rng.random() * 100 < percent:
-            canary = self.resolve_label(CANARY_LABEL)
+            canary = self._label_route(CANARY_LABEL, resolve, deadline)
             if canary is not None:
-                return Route(canary, CANARY_LABEL)
+                return canary
         if self._default_label:
-            stable = self.resolve_label(self._default_label)
+            stable = self._label_route(self._default_label, resolve, deadline)
             if stable is not None:
-                return Route(stable, self._default_label)
-        latest = self.latest_available()
+                return stable
+        latest = self.latest_available(deadline)
         if latest is None:
             raise UpstreamUnavailable("the model server has no AVAILABLE version of the model")
         return Route(latest, None)
 
-    def resolve_label(self, label: str) -> int | None:
+    def _label_route(self, label: str, resolve: bool, deadline: Deadline | None) -> Route | None:
+        if self._by_label and not resolve:
+            return None if self._known_missing(label) else Route(None, label)
+        version = self.resolve_label(label, deadline)
+        return Route(version, label) if version is not None else None
+
+    def _known_missing(self, label: str) -> bool:
+        cached = self._labels.get(label)
+        return cached is not None and cached[1] is None and cached[0] > time.monotonic()
+
+    def resolve_label(self, label: str, deadline: Deadline | None = None) -> int | None:
         """The label's version, or None when the model server does not know the label (both cached)."""
         now = time.monotonic()
         cached = self._labels.get(label)
         if cached is not None and cached[0] > now:
             return cached[1]
         try:
-            version: int | None = self._client.version_for_label(label)
+            version: int | None = self._client.version_for_label(label, deadline)
         except NotFound:
             version = None
         with self._lock:
             self._labels[label] = (now + self._cache_s, version)
         return version
 
-    def latest_available(self) -> int | None:
+    def label_missing(self, label: str) -> None:
+        """Remember for `cache_s` that the model server does not know `label` (a predict said so)."""
+        with self._lock:
+            self._labels[label] = (time.monotonic() + self._cache_s, None)
+
+    def latest_available(self, deadline: Deadline | None = None) -> int | None:
         """The highest AVAILABLE version (cached like labels)."""
         now = time.monotonic()
         if self._latest is not None and self._latest[0] > now:
             return self._latest[1]
-        available = [item.version for item in self._client.model_status() if item.state == "AVAILABLE"]
+        statuses = self._client.model_status(deadline)
+        available = [item.version for item in statuses if item.state == "AVAILABLE"]
         latest = max(available) if available else None
         self._latest = (now + self._cache_s, latest)
         return latest
@@ -130,11 +158,11 @@ class Router:
             self._labels.clear()
             self._latest = None
 
-    def known_labels(self) -> dict[str, int]:
-        """Labels the gateway routes by that currently resolve, fresh from the model server."""
-        self.forget()
+    def known_labels(self, deadline: Deadline | None = None) -> dict[str, int]:
+        """Labels the gateway routes by that currently resolve (cached like any resolution, never flushed)."""
         names = [name for name in dict.fromkeys([self._default_label, CANARY_LABEL]) if name]
-        return {name: version for name in names if (version := self.resolve_label(name)) is not None}
+        resolved = {name: self.resolve_label(name, deadline) for name in names}
+        return {name: version for name, version in resolved.items() if version is not None}
 
     def routing_summary(self) -> dict:
         """The default route's configuration, for GET /v1/models."""

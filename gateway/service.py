@@ -9,11 +9,15 @@ import numpy as np
 from contract.mnist import MODEL_NAME
 from gateway.client.base import Prediction, ServingClient
 from gateway.config import GatewayConfig
+from gateway.deadline import Deadline
 from gateway.errors import GatewayError, NotFound, UpstreamError
 from gateway.inputs import ImageInput, Options
 from gateway.metrics import GatewayMetrics
 from gateway.preprocess import decode_image, pixels_to_image, preprocess, stack, to_png
 from gateway.routing import Route, Router
+
+# Routes one predict may try: canary, then the default label, then the latest version.
+MAX_ROUTE_ATTEMPTS = 3
 
 
 @dataclass
@@ -53,31 +57,52 @@ class PredictionService:
         return PreparedImage(image=image, decode_ms=_ms(decoded - start), preprocess_ms=_ms(done - decoded))
 
     def predict(self, images: list[np.ndarray], options: Options) -> tuple[Prediction, Route, float]:
-        """One upstream call for the batch; re-routes once if a cached route's version just vanished."""
+        """One upstream predict for the batch, all upstream calls within one UPSTREAM_TIMEOUT_S deadline.
+
+        The default route falls back (canary -> default label -> latest) when its label turns out
+        unknown, and re-routes when a cached version vanished in a hot swap.
+        """
         batch = stack(images)
-        route = self.router.route(options.version, options.label)
+        deadline = Deadline.after(self.config.upstream_timeout_s)
         start = time.perf_counter()
-        try:
-            prediction = self._call(batch, route)
-        except NotFound as error:
-            if options.version is not None:
-                raise NotFound(
-                    f"model version {options.version} is not served", code="unknown_version"
-                ) from error
-            # A label or "latest" moved (hot swap) since it was cached: resolve afresh, once.
-            self.router.forget()
-            route = self.router.route(None, options.label)
-            prediction = self._call(batch, route)
+        route = self.router.route(options.version, options.label, deadline)
+        for attempt in range(MAX_ROUTE_ATTEMPTS):
+            try:
+                prediction = self._call(batch, route, deadline)
+                break
+            except NotFound as error:
+                if options.version is not None:
+                    raise NotFound(
+                        f"model version {options.version} is not served", code="unknown_version"
+                    ) from error
+                unknown_label = route.version is None and error.code == "unknown_label"
+                if unknown_label and options.label is not None:
+                    raise NotFound(
+                        f"unknown model version label {route.label!r}", code="unknown_label"
+                    ) from error
+                if attempt + 1 == MAX_ROUTE_ATTEMPTS or not (unknown_label or route.version is not None):
+                    raise
+                if unknown_label:
+                    self.router.label_missing(route.label)
+                else:
+                    # A label or "latest" moved (hot swap) since it was cached: resolve afresh.
+                    self.router.forget()
+                route = self.router.route(None, options.label, deadline)
         upstream_ms = _ms(time.perf_counter() - start)
         if not np.isfinite(prediction.probabilities).all():
             raise UpstreamError("the model returned non-finite probabilities")
         self.metrics.model_version.labels(route.label or "none").set(prediction.version)
         return prediction, route, upstream_ms
 
-    def _call(self, batch: np.ndarray, route: Route) -> Prediction:
+    def _call(self, batch: np.ndarray, route: Route, deadline: Deadline) -> Prediction:
         start = time.perf_counter()
         try:
-            return self.client.predict(batch, route.version)
+            return self.client.predict(
+                batch,
+                version=route.version,
+                label=route.label if route.version is None else None,
+                deadline=deadline,
+            )
         except GatewayError as error:
             self.metrics.upstream_errors.labels(self.client.transport, error.code).inc()
             raise
@@ -103,5 +128,5 @@ class PredictionService:
 
     def model_info(self, prediction: Prediction, route: Route) -> dict:
         """The "model" object of a reply: name, served version, label it was routed by."""
-        label = route.label if prediction.version == route.version else None
+        label = route.label if route.version in (None, prediction.version) else None
         return {"name": self.model_name, "version": prediction.version, "label": label}

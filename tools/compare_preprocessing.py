@@ -19,12 +19,13 @@ import numpy as np
 import requests
 from PIL import Image
 
+from contract.mnist import PREPROCESSING_MODES
 from tests.support.processes import REPO_ROOT
 from training.idx import read_idx
 
 DATA_DIR = REPO_ROOT / "data" / "mnist"
 REPORTS = REPO_ROOT / "reports"
-MODES = ("standard", "enhanced")
+MODES = PREPROCESSING_MODES
 BATCH = 64
 TIMEOUT_S = 60
 

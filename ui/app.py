@@ -4,13 +4,8 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from ui.canvas import (
-    DEFAULT_MODEL_CHOICE,
-    DEFAULT_PREPROCESSING,
-    PREPROCESSING_MODES,
-    canvas_to_request,
-    upload_to_request,
-)
+from contract.mnist import DEFAULT_PREPROCESSING, PREPROCESSING_MODES
+from ui.canvas import DEFAULT_MODEL_CHOICE, canvas_to_request, upload_to_request
 from ui.client import GatewayClient, GatewayError, PredictRequest
 from ui.config import UIConfig
 from ui.present import (

@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from contract.mnist import DEFAULT_PREPROCESSING, PREPROCESSING_MODES
 from ui.client import PredictRequest
 
-PREPROCESSING_MODES = ("standard", "enhanced")
-DEFAULT_PREPROCESSING = "enhanced"
 DEFAULT_MODEL_CHOICE = "default"
 UPLOAD_TYPES = {
     ".png": "image/png",

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from gateway.deadline import Deadline
 from gateway.errors import UpstreamUnavailable
 
 T = TypeVar("T")
@@ -32,22 +33,34 @@ class ModelVersionStatus:
 class ServingClient(abc.ABC):
     """Predict, resolve labels and read version states on a TF Serving model.
 
-    Implementations raise gateway.errors: NotFound (unknown version or label), UpstreamUnavailable
-    (unreachable; retried with backoff first), UpstreamTimeout (deadline), UpstreamError (bad reply).
+    Every call takes the request's Deadline (None: a fresh UPSTREAM_TIMEOUT_S one), which bounds its
+    attempts and backoff. Implementations raise gateway.errors: NotFound (unknown version or label),
+    UpstreamUnavailable (unreachable; retried with backoff first), UpstreamTimeout (deadline),
+    UpstreamError (bad reply).
     """
 
     transport = "abstract"
+    # True when a predict by label reports the version that served it (gRPC's reply model_spec), so
+    # the router need not resolve labels first.
+    predicts_by_label = False
 
     @abc.abstractmethod
-    def predict(self, images: np.ndarray, version: int) -> Prediction:
-        """Probabilities for a float32 [N, 28, 28, 1] batch from one explicit model version."""
+    def predict(
+        self,
+        images: np.ndarray,
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        deadline: Deadline | None = None,
+    ) -> Prediction:
+        """Probabilities for a float32 [N, 28, 28, 1] batch from one version, or a label's version."""
 
     @abc.abstractmethod
-    def version_for_label(self, label: str) -> int:
+    def version_for_label(self, label: str, deadline: Deadline | None = None) -> int:
         """The version a label points to (GetModelMetadata); NotFound if the label is unknown."""
 
     @abc.abstractmethod
-    def model_status(self) -> list[ModelVersionStatus]:
+    def model_status(self, deadline: Deadline | None = None) -> list[ModelVersionStatus]:
         """Every version the model server knows for the model, with its state."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
@@ -59,12 +72,13 @@ def with_retries(
     *,
     retries: int,
     backoff_s: float,
-    deadline: float,
+    deadline: Deadline,
     pause: Callable[[float], None] = time.sleep,
 ) -> T:
     """Run `call`, retrying only UpstreamUnavailable, with exponential backoff, within `deadline`.
 
-    `pause(seconds)` waits out a backoff: time.sleep, or a wait that also reconnects (gRPC).
+    `pause(seconds)` waits out a backoff: time.sleep, or a wait that also reconnects (gRPC). A backoff
+    that would end past the deadline is not started: the last error is the answer.
     """
     attempt = 0
     while True:
@@ -72,7 +86,7 @@ def with_retries(
             return call()
         except UpstreamUnavailable:
             delay = backoff_s * (2**attempt)
-            if attempt >= retries or time.monotonic() + delay >= deadline:
+            if attempt >= retries or delay >= deadline.remaining():
                 raise
             pause(delay)
             attempt += 1

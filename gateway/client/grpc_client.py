@@ -9,8 +9,10 @@ import numpy as np
 
 from contract.mnist import INPUT_KEY, NUM_CLASSES, PROBABILITIES_KEY, SIGNATURE_NAME
 from gateway.client.base import ModelVersionStatus, Prediction, ServingClient, with_retries
+from gateway.client.status import upstream_error
 from gateway.config import GatewayConfig
-from gateway.errors import NotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from gateway.deadline import Deadline
+from gateway.errors import UpstreamError
 from gateway.proto import tf_serving_subset_pb2 as pb
 from gateway.proto.stubs import ModelServiceStub, PredictionServiceStub
 
@@ -60,26 +62,11 @@ def array_from_tensor(tensor: pb.TensorProto) -> np.ndarray:
     return values.reshape(shape).astype(np.float32)
 
 
-def upstream_error(error: grpc.RpcError, what: str) -> Exception:
-    """Map a gRPC status to the gateway error the API reports."""
-    code, details = error.code(), error.details() or ""
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return UpstreamUnavailable(f"model server unavailable: {details}")
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return UpstreamTimeout(f"model server did not answer {what} in time")
-    if code == grpc.StatusCode.NOT_FOUND:
-        return NotFound(f"model server: {details}", code="unknown_version")
-    if code == grpc.StatusCode.INVALID_ARGUMENT and "label" in details.lower():
-        return NotFound(f"model server: {details}", code="unknown_label")
-    if code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.FAILED_PRECONDITION):
-        return UpstreamUnavailable(f"model server busy or not ready: {details}")
-    return UpstreamError(f"model server {what} failed: {code.name}: {details}")
-
-
 class GrpcServingClient(ServingClient):
-    """PredictionService/ModelService calls with a deadline each and retries on UNAVAILABLE."""
+    """PredictionService/ModelService calls within the request's deadline, retrying UNAVAILABLE."""
 
     transport = "grpc"
+    predicts_by_label = True
 
     def __init__(self, config: GatewayConfig):
         self._config = config
@@ -99,20 +86,17 @@ class GrpcServingClient(ServingClient):
                 self._models = ModelServiceStub(self._channel)
             return self._prediction, self._models
 
-    def _call(self, method_name: str, request, what: str):
-        """Invoke one unary method with a deadline, retrying UNAVAILABLE with backoff."""
-        deadline = time.monotonic() + self._config.upstream_timeout_s
+    def _call(self, method_name: str, request, what: str, deadline: Deadline | None):
+        """Invoke one unary method within `deadline`, retrying UNAVAILABLE with backoff."""
+        deadline = deadline or Deadline.after(self._config.upstream_timeout_s)
 
         def attempt():
             prediction, models = self._stubs()
             method = getattr(models if method_name == "GetModelStatus" else prediction, method_name)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise UpstreamTimeout(f"model server did not answer {what} in time")
             try:
-                return method(request, timeout=remaining)
+                return method(request, timeout=deadline.left_for(what))
             except grpc.RpcError as error:
-                raise upstream_error(error, what) from error
+                raise upstream_error(error.code().name, error.details() or "", what) from error
 
         return with_retries(
             attempt,
@@ -146,35 +130,55 @@ class GrpcServingClient(ServingClient):
         spec = pb.ModelSpec(name=self._config.model_name, **choice)
         return spec
 
-    def predict(self, images: np.ndarray, version: int) -> Prediction:
-        """Predict with one explicit version; the reply's model_spec.version is the one reported."""
+    def predict(
+        self,
+        images: np.ndarray,
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        deadline: Deadline | None = None,
+    ) -> Prediction:
+        """Predict with a version or a version_label; the reply's model_spec.version is the one reported.
+
+        TF Serving resolves the label itself, so a label costs no metadata call.
+        """
+        if (version is None) == (label is None):
+            raise ValueError("predict needs exactly one of version or label")
         request = pb.PredictRequest(output_filter=[PROBABILITIES_KEY])
         request.model_spec.CopyFrom(self._spec(signature_name=SIGNATURE_NAME))
-        request.model_spec.version.value = version
+        if version is not None:
+            request.model_spec.version.value = version
+        else:
+            request.model_spec.version_label = label
         request.inputs[INPUT_KEY].CopyFrom(tensor_from_array(images))
-        response = self._call("Predict", request, "predict")
+        response = self._call("Predict", request, "predict", deadline)
         if PROBABILITIES_KEY not in response.outputs:
             raise UpstreamError(f"model reply has no {PROBABILITIES_KEY!r} output")
         probabilities = array_from_tensor(response.outputs[PROBABILITIES_KEY])
         if probabilities.shape != (len(images), NUM_CLASSES):
             raise UpstreamError(f"model returned probabilities of shape {list(probabilities.shape)}")
-        served = response.model_spec.version.value if response.model_spec.HasField("version") else version
+        if response.model_spec.HasField("version"):
+            served = response.model_spec.version.value
+        elif version is not None:
+            served = version
+        else:
+            raise UpstreamError(f"the predict reply for label {label!r} does not say which version served it")
         return Prediction(probabilities=probabilities, version=int(served))
 
-    def version_for_label(self, label: str) -> int:
+    def version_for_label(self, label: str, deadline: Deadline | None = None) -> int:
         """Resolve a version label with GetModelMetadata (TF Serving has no label listing)."""
         request = pb.GetModelMetadataRequest(metadata_field=["signature_def"])
         request.model_spec.CopyFrom(self._spec(version_label=label))
-        response = self._call("GetModelMetadata", request, "metadata")
+        response = self._call("GetModelMetadata", request, "metadata", deadline)
         if not response.model_spec.HasField("version"):
             raise UpstreamError(f"metadata for label {label!r} carries no version")
         return int(response.model_spec.version.value)
 
-    def model_status(self) -> list[ModelVersionStatus]:
+    def model_status(self, deadline: Deadline | None = None) -> list[ModelVersionStatus]:
         """GetModelStatus for every version of the model."""
         request = pb.GetModelStatusRequest()
         request.model_spec.CopyFrom(self._spec())
-        response = self._call("GetModelStatus", request, "status")
+        response = self._call("GetModelStatus", request, "status", deadline)
         return [
             ModelVersionStatus(version=int(item.version), state=_STATE_NAMES.get(item.state, "UNKNOWN"))
             for item in response.model_version_status

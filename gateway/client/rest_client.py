@@ -3,33 +3,25 @@
 import json
 import os
 import threading
-import time
 
 import numpy as np
 import requests
 
 from contract.mnist import INPUT_KEY, NUM_CLASSES, PROBABILITIES_KEY, SIGNATURE_NAME
 from gateway.client.base import ModelVersionStatus, Prediction, ServingClient, with_retries
+from gateway.client.status import grpc_code_for_http, upstream_error
 from gateway.config import GatewayConfig
-from gateway.errors import NotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from gateway.deadline import Deadline
+from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 
 
-def upstream_error(status: int, body: str, what: str) -> Exception:
-    """Map a TF Serving REST error reply ({"error": "..."}) to the gateway error the API reports."""
+def rest_error(status: int, body: str, what: str) -> GatewayError:
+    """The gateway error for a TF Serving REST error reply ({"error": "..."}) with HTTP `status`."""
     try:
         message = json.loads(body).get("error", body)
     except (ValueError, AttributeError):
         message = body
-    message = str(message)[:500]
-    if status == 404:
-        return NotFound(f"model server: {message}", code="unknown_version")
-    if status == 400 and "label" in message.lower():
-        return NotFound(f"model server: {message}", code="unknown_label")
-    if status in (429, 503):
-        return UpstreamUnavailable(f"model server unavailable: {message}")
-    if status == 504:
-        return UpstreamTimeout(f"model server did not answer {what} in time")
-    return UpstreamError(f"model server {what} failed with HTTP {status}: {message}")
+    return upstream_error(grpc_code_for_http(status), f"HTTP {status}: {message}", what)
 
 
 class RestServingClient(ServingClient):
@@ -50,14 +42,14 @@ class RestServingClient(ServingClient):
             local.pid = os.getpid()
         return local.session
 
-    def _request(self, method: str, path: str, what: str, payload: bytes | None = None) -> dict:
-        """One HTTP call with a deadline, retrying connection failures and 503 with backoff."""
-        deadline = time.monotonic() + self._config.upstream_timeout_s
+    def _request(
+        self, method: str, path: str, what: str, deadline: Deadline | None, payload: bytes | None = None
+    ) -> dict:
+        """One HTTP call within `deadline`, retrying connection failures and 503 with backoff."""
+        deadline = deadline or Deadline.after(self._config.upstream_timeout_s)
 
         def attempt():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise UpstreamTimeout(f"model server did not answer {what} in time")
+            remaining = deadline.left_for(what)
             try:
                 response = self._session().request(
                     method,
@@ -71,7 +63,7 @@ class RestServingClient(ServingClient):
             except requests.ConnectionError as exc:
                 raise UpstreamUnavailable(f"model server unreachable: {exc.__class__.__name__}") from exc
             if response.status_code != 200:
-                raise upstream_error(response.status_code, response.text, what)
+                raise rest_error(response.status_code, response.text, what)
             try:
                 return response.json()
             except ValueError as exc:
@@ -84,12 +76,27 @@ class RestServingClient(ServingClient):
             deadline=deadline,
         )
 
-    def predict(self, images: np.ndarray, version: int) -> Prediction:
-        """POST .../versions/<v>:predict in the columnar ("inputs") format."""
+    def predict(
+        self,
+        images: np.ndarray,
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        deadline: Deadline | None = None,
+    ) -> Prediction:
+        """POST .../versions/<v>:predict in the columnar ("inputs") format.
+
+        TF Serving's REST API has .../labels/<l>:predict, but its reply does not say which version
+        served, so a label is resolved first (metadata) and the version named in the predict.
+        """
+        if (version is None) == (label is None):
+            raise ValueError("predict needs exactly one of version or label")
+        if version is None:
+            version = self.version_for_label(label, deadline)
         body = json.dumps(
             {"signature_name": SIGNATURE_NAME, "inputs": {INPUT_KEY: images.astype(np.float32).tolist()}}
         ).encode()
-        reply = self._request("POST", f"/versions/{int(version)}:predict", "predict", body)
+        reply = self._request("POST", f"/versions/{int(version)}:predict", "predict", deadline, body)
         outputs = reply.get("outputs") if isinstance(reply, dict) else None
         if isinstance(outputs, dict):
             outputs = outputs.get(PROBABILITIES_KEY)
@@ -101,17 +108,17 @@ class RestServingClient(ServingClient):
             raise UpstreamError(f"model returned probabilities of shape {list(probabilities.shape)}")
         return Prediction(probabilities=probabilities, version=int(version))
 
-    def version_for_label(self, label: str) -> int:
+    def version_for_label(self, label: str, deadline: Deadline | None = None) -> int:
         """GET .../labels/<label>/metadata and read model_spec.version."""
-        reply = self._request("GET", f"/labels/{requests.utils.quote(label, safe='')}/metadata", "metadata")
+        reply = self._request("GET", f"/labels/{_quote(label)}/metadata", "metadata", deadline)
         try:
             return int(reply["model_spec"]["version"])
         except (KeyError, TypeError, ValueError) as exc:
             raise UpstreamError(f"metadata for label {label!r} carries no version") from exc
 
-    def model_status(self) -> list[ModelVersionStatus]:
+    def model_status(self, deadline: Deadline | None = None) -> list[ModelVersionStatus]:
         """GET /v1/models/<name>: the model_version_status list."""
-        reply = self._request("GET", "", "status")
+        reply = self._request("GET", "", "status", deadline)
         try:
             return [
                 ModelVersionStatus(version=int(item["version"]), state=str(item["state"]))
@@ -119,3 +126,7 @@ class RestServingClient(ServingClient):
             ]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise UpstreamError("model status reply is malformed") from exc
+
+
+def _quote(label: str) -> str:
+    return requests.utils.quote(label, safe="")

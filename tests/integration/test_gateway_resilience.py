@@ -132,7 +132,7 @@ def test_hung_grpc_upstream_times_out_within_the_deadline(fake_grpc):
     client = GrpcServingClient(GatewayConfig(grpc_port=port, upstream_timeout_s=0.5))
     start = time.monotonic()
     with pytest.raises(UpstreamTimeout):
-        client.predict(BATCH, 1)
+        client.predict(BATCH, version=1)
     assert time.monotonic() - start < 2.0
     client.close()
 
@@ -141,7 +141,7 @@ def test_grpc_unavailable_is_retried_then_succeeds(fake_grpc):
     service, port = fake_grpc
     service.codes = [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE]
     client = GrpcServingClient(GatewayConfig(grpc_port=port, upstream_retries=2, upstream_backoff_s=0.01))
-    assert client.predict(BATCH, 3).version == 3
+    assert client.predict(BATCH, version=3).version == 3
     assert service.calls == 3
     client.close()
 
@@ -151,7 +151,7 @@ def test_grpc_retries_are_bounded(fake_grpc):
     service.codes = [grpc.StatusCode.UNAVAILABLE] * 10
     client = GrpcServingClient(GatewayConfig(grpc_port=port, upstream_retries=2, upstream_backoff_s=0.01))
     with pytest.raises(UpstreamUnavailable):
-        client.predict(BATCH, 1)
+        client.predict(BATCH, version=1)
     assert service.calls == 3
     client.close()
 
@@ -162,7 +162,7 @@ def test_grpc_other_errors_are_not_retried(fake_grpc, code):
     service.codes = [code]
     client = GrpcServingClient(GatewayConfig(grpc_port=port, upstream_retries=3, upstream_backoff_s=0.01))
     with pytest.raises(UpstreamError) as info:
-        client.predict(BATCH, 1)
+        client.predict(BATCH, version=1)
     assert info.value.status == 502 and service.calls == 1
     client.close()
 
@@ -196,7 +196,7 @@ def test_hung_rest_upstream_times_out_within_the_deadline():
         client = RestServingClient(GatewayConfig(rest_port=server.server_address[1], upstream_timeout_s=0.5))
         start = time.monotonic()
         with pytest.raises(UpstreamTimeout):
-            client.predict(BATCH[:1], 1)
+            client.predict(BATCH[:1], version=1)
         assert time.monotonic() - start < 2.0
     finally:
         server.shutdown()

@@ -39,8 +39,8 @@ def batch() -> np.ndarray:
 
 
 def test_both_transports_return_identical_predictions(clients, batch):
-    grpc_answer = clients["grpc"].predict(batch, 1)
-    rest_answer = clients["rest"].predict(batch, 1)
+    grpc_answer = clients["grpc"].predict(batch, version=1)
+    rest_answer = clients["rest"].predict(batch, version=1)
     assert grpc_answer.version == rest_answer.version == 1
     assert grpc_answer.probabilities.shape == (5, 10)
     assert np.allclose(grpc_answer.probabilities, rest_answer.probabilities, atol=1e-6)
@@ -63,7 +63,7 @@ def test_unknown_label_is_not_found(clients, transport):
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_unknown_version_is_not_found(clients, transport, batch):
     with pytest.raises(NotFound) as info:
-        clients[transport].predict(batch, 99)
+        clients[transport].predict(batch, version=99)
     assert info.value.code == "unknown_version"
 
 
@@ -75,4 +75,4 @@ def test_both_transports_report_the_same_status(clients):
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_version_2_serves_when_asked(clients, transport, batch):
-    assert clients[transport].predict(batch[:1], 2).version == 2
+    assert clients[transport].predict(batch[:1], version=2).version == 2

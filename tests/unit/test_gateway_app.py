@@ -54,8 +54,9 @@ def test_multipart_upload_returns_prediction_from_stable_version(client, fake):
     assert body["model"] == {"name": "mnist", "version": 1, "label": "stable"}
     assert body["preprocessing"] == "enhanced"
     assert set(body["timings_ms"]) == {"decode", "preprocess", "upstream", "total"}
-    images, version = fake.predict_calls[-1]
-    assert images.shape == (1, 28, 28, 1) and images.dtype == np.float32 and version == 1
+    images, version, label = fake.predict_calls[-1]
+    assert images.shape == (1, 28, 28, 1) and images.dtype == np.float32
+    assert (version, label) == (None, "stable")  # TF Serving resolves the label (gRPC)
     assert images.min() >= 0.0 and images.max() <= 1.0
 
 
@@ -72,7 +73,7 @@ def test_raw_image_body(client):
 def test_canvas_rgba_upload(client, fake):
     response = client.post("/v1/predict", json={"image": png_b64(rgba_canvas(7))})
     assert response.status_code == 200
-    images, _ = fake.predict_calls[-1]
+    images, *_ = fake.predict_calls[-1]
     assert images[0, 0, 0, 0] == 0.0 and images.max() == pytest.approx(1.0)  # white digit on black
 
 
@@ -81,7 +82,7 @@ def test_pixels_are_sent_as_is_with_standard(client, fake, scale):
     pixels = (np.random.default_rng(3).random((28, 28)) * scale).round(3)
     response = client.post("/v1/predict", json={"pixels": pixels.tolist(), "preprocessing": "standard"})
     assert response.status_code == 200
-    images, _ = fake.predict_calls[-1]
+    images, *_ = fake.predict_calls[-1]
     assert np.allclose(images[0, :, :, 0], pixels / scale, atol=1e-6)
 
 
@@ -117,17 +118,51 @@ def test_latest_version_when_no_label_configured(tmp_path):
     assert response.get_json()["model"] == {"name": "mnist", "version": 3, "label": None}
 
 
-def test_label_resolution_is_cached_so_predict_is_one_upstream_call(client, fake):
+@pytest.mark.parametrize("by_label", [True, False], ids=["grpc-like", "rest-like"])
+def test_label_predict_is_one_upstream_call(tmp_path, by_label):
+    fake = FakeServingClient(labels={"stable": 1}, predicts_by_label=by_label)
+    client = make_app(fake, tmp_path).test_client()
     for _ in range(5):
-        client.post("/v1/predict", json={"image": png_b64()})
-    assert fake.label_calls == ["stable"] and len(fake.predict_calls) == 5
+        assert client.post("/v1/predict", json={"image": png_b64()}).get_json()["model"]["version"] == 1
+    # gRPC names the label in the predict; REST resolves it once per LABEL_CACHE_S.
+    assert fake.label_calls == ([] if by_label else ["stable"]) and len(fake.predict_calls) == 5
+    assert [call[1:] for call in fake.predict_calls] == [(None, "stable") if by_label else (1, None)] * 5
 
 
-def test_label_moved_after_caching_is_followed_without_error(fake, tmp_path):
+def test_models_listing_does_not_flush_the_route_cache(tmp_path):
+    fake = FakeServingClient(labels={"stable": 1}, predicts_by_label=False)
+    client = make_app(fake, tmp_path, cache=60.0).test_client()
+    client.post("/v1/predict", json={"image": png_b64()})
+    for _ in range(3):  # open UI tabs poll this
+        assert client.get("/v1/models").status_code == 200
+    client.post("/v1/predict", json={"image": png_b64()})
+    assert fake.label_calls == ["stable", "canary"]
+
+
+def test_every_upstream_call_of_a_request_shares_one_deadline(tmp_path):
+    fake = FakeServingClient(versions={1: "AVAILABLE", 2: "AVAILABLE"}, labels={}, predicts_by_label=False)
+    client = make_app(fake, tmp_path, upstream_timeout_s=7.0).test_client()
+    # Three upstream calls: resolve "stable" (unknown), list the versions, predict with the latest.
+    assert client.post("/v1/predict", json={"image": png_b64()}).status_code == 200
+    assert len(fake.deadlines) == 3 and all(deadline is fake.deadlines[0] for deadline in fake.deadlines)
+    assert 6.0 < fake.deadlines[0].remaining() <= 7.0
+
+
+def test_missing_canary_label_falls_back_to_stable_and_is_remembered(fake, tmp_path):
+    (tmp_path / "routing.json").write_text(json.dumps({"canary_percent": 100}))
+    client = make_app(fake, tmp_path, cache=60.0).test_client()
+    for _ in range(3):
+        assert client.post("/v1/predict", json={"image": png_b64()}).get_json()["model"]["label"] == "stable"
+    assert [call[2] for call in fake.predict_calls] == ["canary", "stable", "stable", "stable"]
+
+
+@pytest.mark.parametrize("by_label", [True, False], ids=["grpc-like", "rest-like"])
+def test_label_moved_after_caching_is_followed_without_error(tmp_path, by_label):
+    fake = FakeServingClient(versions={1: "AVAILABLE", 2: "AVAILABLE"}, predicts_by_label=by_label)
     client = make_app(fake, tmp_path, cache=60.0).test_client()
     assert client.post("/v1/predict", json={"image": png_b64()}).get_json()["model"]["version"] == 1
     fake.labels["stable"] = 2
-    del fake.versions[1]  # version 1 unloaded: the cached route is stale
+    del fake.versions[1]  # version 1 unloaded: a cached route is stale
     response = client.post("/v1/predict", json={"image": png_b64()})
     assert response.status_code == 200 and response.get_json()["model"]["version"] == 2
 
@@ -175,6 +210,24 @@ def test_batch_multipart_keeps_order_and_uses_one_upstream_call(client, fake):
     ]
     assert [result.get("status") for result in results] == [None, 415, 422, None]
     assert len(fake.predict_calls) == 1 and fake.predict_calls[0][0].shape == (2, 28, 28, 1)
+
+
+@pytest.mark.parametrize(
+    ("images", "status"),
+    [
+        ([b"garbage", b"junk"], 415),
+        ([b"garbage", encode(np.full((40, 40), 255, np.uint8))], 400),
+    ],
+    ids=["all-415", "mixed"],
+)
+def test_batch_whose_every_item_fails_is_a_4xx_with_per_item_errors(client, fake, images, status):
+    files = [(io.BytesIO(data), f"{index}.png") for index, data in enumerate(images)]
+    response = client.post("/v1/predict/batch", data={"images": files})
+    assert response.status_code == status
+    body = response.get_json()
+    assert body["error"]["code"] == "batch_failed"
+    assert [item["status"] for item in body["results"]] == ([415, 415] if status == 415 else [415, 422])
+    assert fake.predict_calls == []
 
 
 def test_batch_json_pixels(client, fake):
