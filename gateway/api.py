@@ -21,7 +21,8 @@ def predict():
     """One image in, digit, confidence, probabilities and the serving model version out."""
     start = time.perf_counter()
     service = _service()
-    item, options = single_input(request, service.config.max_upload_bytes)
+    config = service.config
+    item, options = single_input(request, config.max_upload_bytes, config.max_request_bytes)
     prepared = service.prepare(item, options.preprocessing)
     prediction, route, upstream_ms = service.predict([prepared.image], options)
     reply = service.result(prediction.probabilities[0], prepared, options, prediction.version)
@@ -45,7 +46,10 @@ def predict_batch():
     """Up to MAX_BATCH_SIZE images, one upstream call; an unreadable image is an error in its slot."""
     start = time.perf_counter()
     service = _service()
-    items, options = batch_inputs(request, service.config.max_upload_bytes, service.config.max_batch_size)
+    config = service.config
+    items, options = batch_inputs(
+        request, config.max_upload_bytes, config.max_batch_size, config.max_request_bytes
+    )
     slots: list = []
     for item in items:
         if isinstance(item, GatewayError):

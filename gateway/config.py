@@ -23,7 +23,8 @@ class GatewayConfig:
     upstream_backoff_s: float = 0.05
     max_upload_bytes: int = 5 * 1024 * 1024
     max_request_bytes: int = 32 * 1024 * 1024
-    max_image_pixels: int = 25_000_000
+    # 2048 x 2048: thousands of times the 784 pixels the model sees, and a bounded decode (~16 MB RGBA).
+    max_image_pixels: int = 4_194_304
     max_batch_size: int = 64
     default_label: str = STABLE_LABEL
     routing_file: str = "serving/routing.json"

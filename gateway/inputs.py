@@ -9,22 +9,28 @@ from dataclasses import dataclass
 
 from flask import Request
 
+from contract.mnist import DEFAULT_PREPROCESSING, IMAGE_HEIGHT, IMAGE_WIDTH, PREPROCESSING_MODES
+from contract.parsing import parse_bool
 from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedImage
 from gateway.multipart import lone_file
-from gateway.preprocess import PREPROCESSING_MODES
 
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 DATA_URL_PREFIX = re.compile(r"^data:[^,]{0,200},", re.IGNORECASE)
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off", ""}
 OPTION_NAMES = ("preprocessing", "version", "label", "return_processed")
+# Body limits come from the shapes a route accepts. Base64 is 4 bytes per 3; the envelope is the JSON or
+# multipart framing and the options around one image.
+ENVELOPE_BYTES = 16 * 1024
+# A pixel value as JSON text: "0.123456789012345678, " is 22 characters; 24 leaves room for exponents.
+PIXEL_JSON_BYTES = 24
+PIXELS_JSON_BYTES = IMAGE_HEIGHT * IMAGE_WIDTH * PIXEL_JSON_BYTES + ENVELOPE_BYTES
+PIXELS_KEY = b'"pixels"'
 
 
 @dataclass(frozen=True)
 class Options:
     """What the client asked for besides the image."""
 
-    preprocessing: str = "enhanced"
+    preprocessing: str = DEFAULT_PREPROCESSING
     version: int | None = None
     label: str | None = None
     return_processed: bool = False
@@ -38,15 +44,55 @@ class ImageInput:
     pixels: object = None
 
 
-def read_json(request: Request) -> object:
-    """The parsed JSON body; 400 for invalid JSON or nesting deep enough to break the parser."""
+def single_body_limit(max_upload_bytes: int, max_request_bytes: int) -> int:
+    """Bytes POST /v1/predict accepts: one image of `max_upload_bytes`, as base64 JSON at most."""
+    return min(max_request_bytes, base64_size(max_upload_bytes) + ENVELOPE_BYTES)
+
+
+def base64_size(raw_bytes: int) -> int:
+    """Length of the base64 text of `raw_bytes` bytes."""
+    return -(-raw_bytes // 3) * 4
+
+
+def limit_body(request: Request, max_bytes: int) -> None:
+    """Hold this request's body to `max_bytes`: 413 from Content-Length before anything is read.
+
+    A body without Content-Length (chunked) is cut off at the same size by werkzeug while reading.
+    """
+    request.max_content_length = max_bytes
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(
+            f"the request body is {request.content_length} bytes, over this route's limit of {max_bytes}",
+            code="body_too_large",
+        )
+
+
+def read_json(request: Request, pixels_limit: int) -> object:
+    """The parsed JSON body; 400 for invalid JSON or nesting deep enough to break the parser.
+
+    A pixels body over `pixels_limit` bytes is 413, decided before parsing when its "pixels" key is
+    plain in the bytes (the only way to spell it without escapes), and after parsing otherwise.
+    """
     raw = request.get_data(cache=True)
     if not raw.strip():
         raise BadRequest("the request body is empty", code="empty_body")
+    if len(raw) > pixels_limit and PIXELS_KEY in raw:
+        raise _pixels_too_large(len(raw), pixels_limit)
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise BadRequest("the request body is not valid JSON", code="malformed_json") from exc
+    if len(raw) > pixels_limit and isinstance(body, dict) and "pixels" in body:
+        raise _pixels_too_large(len(raw), pixels_limit)
+    return body
+
+
+def _pixels_too_large(size: int, limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"a pixels body of {size} bytes is over the {limit} bytes its {IMAGE_HEIGHT}x{IMAGE_WIDTH} "
+        "arrays can take",
+        code="body_too_large",
+    )
 
 
 def body_kind(request: Request) -> str:
@@ -81,7 +127,7 @@ def parse_options(request: Request, body: dict | None, form: Mapping[str, str] |
                 raw[name] = source[name]
     if body is not None:
         raw.update({name: body[name] for name in OPTION_NAMES if name in body and body[name] is not None})
-    preprocessing = raw.get("preprocessing", "enhanced")
+    preprocessing = raw.get("preprocessing", DEFAULT_PREPROCESSING)
     if not isinstance(preprocessing, str) or preprocessing.lower() not in PREPROCESSING_MODES:
         raise BadRequest(f"preprocessing must be one of {list(PREPROCESSING_MODES)}", code="bad_option")
     version = _parse_version(raw.get("version"))
@@ -113,8 +159,13 @@ def _parse_version(value: object) -> int | None:
 def _parse_bool(value: object, name: str) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
+    if isinstance(value, str):
+        if not value.strip():  # `?return_processed=` (an empty form field) means not set
+            return False
+        try:
+            return parse_bool(value)
+        except ValueError:
+            pass
     raise BadRequest(f"{name} must be true or false", code="bad_option")
 
 
@@ -149,8 +200,9 @@ def _check_size(data: bytes, max_bytes: int) -> None:
         raise PayloadTooLarge(f"image is over the {max_bytes}-byte upload limit", code="upload_too_large")
 
 
-def single_input(request: Request, max_bytes: int) -> tuple[ImageInput, Options]:
-    """The one image of POST /v1/predict and its options."""
+def single_input(request: Request, max_bytes: int, max_request_bytes: int) -> tuple[ImageInput, Options]:
+    """The one image of POST /v1/predict and its options; 413 for a body over what one image takes."""
+    limit_body(request, single_body_limit(max_bytes, max_request_bytes))
     kind = body_kind(request)
     if kind == "multipart":
         data = lone_file(request, "image")
@@ -167,7 +219,7 @@ def single_input(request: Request, max_bytes: int) -> tuple[ImageInput, Options]
             raise BadRequest("the request body is empty", code="empty_body")
         _check_size(data, max_bytes)
         return ImageInput(data=data), parse_options(request, None)
-    body = read_json(request)
+    body = read_json(request, PIXELS_JSON_BYTES)
     if not isinstance(body, dict):
         raise BadRequest(
             'JSON body must be an object: {"image": "<base64>"} or {"pixels": [[...]]}', code="bad_json_body"
@@ -185,9 +237,10 @@ def single_input(request: Request, max_bytes: int) -> tuple[ImageInput, Options]
 
 
 def batch_inputs(
-    request: Request, max_bytes: int, max_batch: int
+    request: Request, max_bytes: int, max_batch: int, max_request_bytes: int
 ) -> tuple[list[ImageInput | Exception], Options]:
     """The images of POST /v1/predict/batch (an item that cannot be read is its error) and options."""
+    limit_body(request, max_request_bytes)
     kind = body_kind(request)
     if kind == "multipart":
         files = request.files.getlist("images") + request.files.getlist("image")
@@ -201,7 +254,7 @@ def batch_inputs(
         raise UnsupportedImage(
             "a batch is multipart 'images' or JSON, not a single image body", code="unsupported_media_type"
         )
-    body = read_json(request)
+    body = read_json(request, max_batch * PIXELS_JSON_BYTES)
     options_body = body if isinstance(body, dict) else None
     if isinstance(body, list):
         body = {"images": body}

@@ -34,7 +34,6 @@ NOISE_LEVEL = 0.01
 MIN_BLOB_SHARE = 0.03
 # Median MNIST stroke width is ~2.2 px in the 28x28 frame; strokes far off that are normalised.
 TARGET_STROKE_PX = 2.2
-PIXEL_SIDE_RANGE = (8, 512)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # OpenCV colour->gray conversion by (channels in BGR order, has alpha).
 _GRAY_CONVERSIONS = {
@@ -164,25 +163,20 @@ def _flatten_alpha(gray: np.ndarray, alpha_channel: np.ndarray, scale: np.float3
 
 
 def pixels_to_image(pixels: object) -> np.ndarray:
-    """Validate a nested list of numbers (0-255, or 0-1 when no value exceeds 1) into a 2-D image.
+    """Validate a 28x28 nested list of numbers (0-255, or 0-1 when no value exceeds 1) into an image.
 
-    The pixel convention is the model's: white digit on black. Raises 422 with the reason.
+    The pixel convention is the model's: white digit on black; 28x28x1 is accepted too. The shape is
+    checked on the lists before any array is built, so a wrong one costs nothing. Raises 422.
     """
     if not isinstance(pixels, list) or not pixels:
         raise Unprocessable("pixels must be a non-empty 2-D list of numbers", code="bad_pixels")
-    try:
-        array = np.array(pixels, dtype=object)
-    except ValueError as exc:  # ragged rows
-        raise Unprocessable("pixels rows must all have the same length", code="bad_pixels") from exc
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.ndim != 2:
-        raise Unprocessable(f"pixels must be 2-D (28x28), got shape {list(array.shape)}", code="bad_pixels")
-    low, high = PIXEL_SIDE_RANGE
-    if not (low <= array.shape[0] <= high and low <= array.shape[1] <= high):
+    if not _is_grid(pixels, IMAGE_HEIGHT, IMAGE_WIDTH):
         raise Unprocessable(
-            f"pixels must be 28x28 (sides {low}-{high} accepted), got {list(array.shape)}", code="bad_pixels"
+            f"pixels must be one {IMAGE_HEIGHT}x{IMAGE_WIDTH} array (rows of numbers)", code="bad_pixels"
         )
+    array = np.array(pixels, dtype=object)
+    if array.ndim == 3:
+        array = array[:, :, 0]
     if not all(type(value) in (int, float) for value in array.flat):  # bool, str, None, lists are out
         raise Unprocessable("pixels must all be numbers", code="bad_pixels")
     try:
@@ -195,6 +189,19 @@ def pixels_to_image(pixels: object) -> np.ndarray:
         raise Unprocessable("pixels must be in 0-255 (or 0-1)", code="bad_pixels")
     scale = 1.0 if values.max() <= 1.0 else 255.0
     return (values / scale).astype(np.float32)
+
+
+def _is_grid(pixels: list, height: int, width: int) -> bool:
+    """`pixels` is `height` rows of `width` values, each a number or a one-number list (28x28x1)."""
+    if len(pixels) != height:
+        return False
+    for row in pixels:
+        if not isinstance(row, list) or len(row) != width:
+            return False
+        for value in row:
+            if isinstance(value, list) and len(value) != 1:
+                return False
+    return True
 
 
 def standard(gray: np.ndarray) -> np.ndarray:

@@ -399,6 +399,43 @@ def test_request_over_body_limit_is_413(fake, tmp_path):
     assert_error(client.post("/v1/predict", data=b"x" * 20_000, content_type="image/png"), 413)
 
 
+def test_single_predict_body_is_held_to_one_image_before_it_is_read(client, fake):
+    # 31.5 MB of pixels, under the 32 MB batch limit: one image's route refuses it from Content-Length.
+    body = b'{"pixels": [' + b"0," * (31_500_000 // 2) + b"0]}"
+    assert_error(
+        client.post("/v1/predict", data=body, content_type="application/json"), 413, "body_too_large"
+    )
+    assert fake.predict_calls == []
+
+
+def test_pixels_batch_over_what_its_arrays_take_is_413_before_parsing(client):
+    # Under MAX_REQUEST_BYTES but far over 64 28x28 arrays; not even valid JSON, so no parse happened.
+    body = b'{"pixels": [[' + b"0," * 2_500_000 + b"oops"
+    response = client.post("/v1/predict/batch", data=body, content_type="application/json")
+    assert_error(response, 413, "body_too_large")
+
+
+def test_escaped_pixels_key_is_held_to_the_same_limit(client):
+    body = json.dumps({"pix\\u0065ls": [[[0] * 28] * 28] * 64, "pad": "x" * 3_000_000}).encode()
+    body = body.replace(b"\\\\u0065", b"\\u0065")
+    assert b'"pixels"' not in body
+    response = client.post("/v1/predict/batch", data=body, content_type="application/json")
+    assert_error(response, 413, "body_too_large")
+
+
+def test_full_precision_pixels_batch_fits_its_limit(client, fake):
+    rng = np.random.default_rng(5)
+    pixels = [rng.random((28, 28)).tolist() for _ in range(64)]
+    response = client.post("/v1/predict/batch", json={"pixels": pixels, "preprocessing": "standard"})
+    assert response.status_code == 200 and len(response.get_json()["results"]) == 64
+
+
+@pytest.mark.parametrize("shape", [(27, 28), (56, 56), (28, 28, 2)])
+def test_pixels_other_than_one_28x28_array_are_422(client, shape):
+    pixels = np.zeros(shape).tolist()
+    assert_error(client.post("/v1/predict", json={"pixels": pixels}), 422, "bad_pixels")
+
+
 def test_image_pixel_limit_is_413(fake, tmp_path):
     client = make_app(fake, tmp_path, max_image_pixels=10_000).test_client()
     assert_error(

@@ -60,3 +60,7 @@ def test_empty_default_label_means_latest_version():
 def test_invalid_values_fail_at_startup(environ):
     with pytest.raises(ValueError):
         GatewayConfig.from_env(environ)
+
+
+def test_default_pixel_limit_is_a_few_megapixels_for_a_28x28_model():
+    assert 1_000_000 <= GatewayConfig().max_image_pixels <= 8_000_000
