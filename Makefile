@@ -15,7 +15,7 @@ VERSION ?=
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help setup data train evaluate up down status logs promote rollback canary \
+.PHONY: help setup data train evaluate up down status logs promote rollback canary retire \
         test test-unit test-integration test-e2e lint format browser bench compare protos
 
 help: ## List the targets
@@ -50,7 +50,7 @@ status: $(STAMP) ## Health of each service
 logs: $(STAMP) ## Recent logs of each service (FOLLOW=1 to keep following)
 	$(PY) -m stack logs $(if $(FOLLOW),--follow)
 
-promote: $(STAMP) ## Move the `stable` label to VERSION=N (refused if less accurate, unless FORCE=1)
+promote: $(STAMP) ## Move `stable` to VERSION=N once the model server has it AVAILABLE (card-gated unless FORCE=1)
 	@test -n "$(VERSION)" || { echo "usage: make promote VERSION=N [FORCE=1]" >&2; exit 2; }
 	$(PY) -m stack promote $(VERSION) $(if $(FORCE),--force)
 
@@ -60,6 +60,10 @@ rollback: $(STAMP) ## Move `stable` back to the previous stable version
 canary: $(STAMP) ## Send PERCENT=P of default traffic to VERSION=N (PERCENT=0 ends the canary)
 	@test -n "$(VERSION)" -a -n "$(PERCENT)" || { echo "usage: make canary VERSION=N PERCENT=P" >&2; exit 2; }
 	$(PY) -m stack canary $(VERSION) $(PERCENT)
+
+retire: $(STAMP) ## Stop loading unlabelled VERSION=N (SPECIFIC=1 switches an `all`/`latest` policy to `specific`)
+	@test -n "$(VERSION)" || { echo "usage: make retire VERSION=N [SPECIFIC=1]" >&2; exit 2; }
+	$(PY) -m stack retire $(VERSION) $(if $(SPECIFIC),--switch-to-specific)
 
 browser: ## Install Debian's Chromium for the browser tests if it is missing
 	@test -x /usr/bin/chromium || scripts/install-chromium.sh

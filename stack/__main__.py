@@ -107,19 +107,21 @@ def cmd_logs(settings: StackSettings, mode: str, follow: bool) -> int:
 
 
 def cmd_lifecycle(args) -> int:
-    from stack.lifecycle import Lifecycle, LifecycleError, Paths
+    """promote, canary, rollback and retire: exit 0 only once the model server confirms the change."""
+    from stack.lifecycle import Lifecycle, LifecycleError, Settings
 
-    lifecycle = Lifecycle(Paths.from_env())
     try:
+        lifecycle = Lifecycle(Settings.from_env())
         if args.command == "promote":
-            floor = float(os.environ.get("PROMOTE_MIN_ACCURACY", "0.99"))
-            lifecycle.promote(args.version, force=args.force, floor=floor)
+            lifecycle.promote(args.version, force=args.force)
         elif args.command == "rollback":
             print(f"rolled back: stable is version {lifecycle.rollback()}")
+        elif args.command == "retire":
+            lifecycle.retire(args.version, switch_to_specific=args.switch_to_specific)
         else:
             lifecycle.canary(args.version, args.percent)
     except LifecycleError as exc:
-        print(f"make {args.command}: error: {exc}", file=sys.stderr)
+        print(f"make {args.command}: error: {exc}; nothing was changed", file=sys.stderr)
         return 1
     return 0
 
@@ -136,15 +138,22 @@ def main(argv: list[str] | None = None) -> int:
         commands.add_parser(name, help=text)
     logs = commands.add_parser("logs", help="the services' recent logs")
     logs.add_argument("-f", "--follow", action="store_true", help="keep following")
-    promote = commands.add_parser("promote", help="move the stable label to VERSION (accuracy-gated)")
+    promote = commands.add_parser("promote", help="move the stable label to VERSION (model-card gated)")
     promote.add_argument("version", type=int)
-    promote.add_argument("--force", action="store_true", help="skip the model-card accuracy gate")
+    promote.add_argument("--force", action="store_true", help="skip the model-card promotion gate")
     commands.add_parser("rollback", help="move the stable label back to the previous stable version")
     canary = commands.add_parser("canary", help="send PERCENT of default traffic to VERSION (0 ends it)")
     canary.add_argument("version", type=int)
     canary.add_argument("percent", type=float)
+    retire = commands.add_parser("retire", help="stop loading unlabelled VERSION (its directory stays)")
+    retire.add_argument("version", type=int)
+    retire.add_argument(
+        "--switch-to-specific",
+        action="store_true",
+        help="with an `all` or `latest` policy, switch it to `specific` (the versions loaded now) first",
+    )
     args = parser.parse_args(argv)
-    if args.command in ("promote", "rollback", "canary"):
+    if args.command in ("promote", "rollback", "canary", "retire"):
         return cmd_lifecycle(args)
     settings = StackSettings.from_env()
     mode = choose_mode(settings)

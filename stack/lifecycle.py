@@ -1,25 +1,30 @@
-"""Model lifecycle: promote, canary and roll back by editing models.config, which TF Serving reloads.
+"""Model lifecycle: promote, canary, roll back and retire versions by editing the live models.config.
 
-The same steps work against real TF Serving and the local model server: the config file is the single
-source of truth, both poll it, and TF Serving's rule that a label may only point at an AVAILABLE version
-is kept by loading a version (and waiting for it) before any label moves to it.
+The live config and routing file live in the state directory (stack/state.py), never in the committed
+serving/ files. Each step asks the model server itself (GetModelStatus) and moves a label only once the
+target version is AVAILABLE there, then confirms on the server that the label resolves to it. When any
+of that fails (the version ends in an error, is still LOADING at the deadline, or the server does not
+answer) the step raises LifecycleError and puts the config and routing files back byte for byte.
 """
 
+import contextlib
 import json
 import os
-import tempfile
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.protobuf import text_format
 
-from contract import mnist
+from contract import layout, mnist
+from contract.routing import RoutingFileError, read_routing
+from stack import gate, model_config
+from stack.model_status import ModelServerClient, ModelServerUnavailable, model_server_address
+from stack.state import ensure_state, live_model_config, live_routing_file, state_dir
 
-APPLY_TIMEOUT_S = 90.0
+DEFAULT_TIMEOUT_S = 90.0  # loading and warming a version on a busy 2-core machine
 POLL_INTERVAL_S = 0.5
+HISTORY_LENGTH = 20
 
 
 class LifecycleError(RuntimeError):
@@ -27,309 +32,325 @@ class LifecycleError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Paths:
-    """Where the lifecycle reads and writes."""
+class Settings:
+    """Where the lifecycle reads and writes, which server it asks, and its limits (see README)."""
 
-    model_config_file: Path
-    routing_file: Path
-    gateway_url: str
+    state_dir: Path
+    model_server: str = "127.0.0.1:8500"
     # Prepended to the config's base_path, as the model server's --storage_path_prefix does.
     storage_path_prefix: str = ""
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_loaded_versions: int = model_config.DEFAULT_MAX_LOADED_VERSIONS
+    gate_rules: gate.GateRules = field(default_factory=gate.GateRules)
+
+    @property
+    def model_config_file(self) -> Path:
+        """The live ModelServerConfig."""
+        return live_model_config(self.state_dir)
+
+    @property
+    def routing_file(self) -> Path:
+        """The live routing file."""
+        return live_routing_file(self.state_dir)
 
     @classmethod
-    def from_env(cls, env=os.environ) -> "Paths":
-        """MODEL_CONFIG_FILE, ROUTING_FILE, GATEWAY_URL, STORAGE_PATH_PREFIX (default: this folder)."""
-        return cls(
-            Path(env.get("MODEL_CONFIG_FILE", "serving/models.config")),
-            Path(env.get("ROUTING_FILE", "serving/routing.json")),
-            env.get("GATEWAY_URL", "http://127.0.0.1:8000"),
-            env.get("STORAGE_PATH_PREFIX", str(Path.cwd())),
-        )
+    def from_env(cls, env=os.environ) -> "Settings":
+        """STATE_DIR, TF_SERVING_HOST/TF_SERVING_GRPC_PORT, STORAGE_PATH_PREFIX (default: this folder),
+        LIFECYCLE_TIMEOUT_S, LIFECYCLE_MAX_LOADED_VERSIONS, PROMOTE_MIN_ACCURACY, PROMOTE_MAX_EXTRA_ERRORS."""
+        try:
+            settings = cls(
+                state_dir=state_dir(env),
+                model_server=model_server_address(env),
+                storage_path_prefix=env.get("STORAGE_PATH_PREFIX", str(Path.cwd())),
+                timeout_s=float(env.get("LIFECYCLE_TIMEOUT_S", DEFAULT_TIMEOUT_S)),
+                max_loaded_versions=int(
+                    env.get("LIFECYCLE_MAX_LOADED_VERSIONS", model_config.DEFAULT_MAX_LOADED_VERSIONS)
+                ),
+                gate_rules=gate.GateRules.from_env(env),
+            )
+        except ValueError as exc:
+            raise LifecycleError(f"bad setting: {exc}") from None
+        if settings.timeout_s <= 0 or settings.max_loaded_versions < 1:
+            raise LifecycleError("LIFECYCLE_TIMEOUT_S must be > 0 and LIFECYCLE_MAX_LOADED_VERSIONS >= 1")
+        return settings
 
 
-def _config_module():
-    # Imported late: the official protos pull in TensorFlow, which only this command needs.
-    from tensorflow_serving.config import model_server_config_pb2
+@dataclass
+class _Live:
+    """The live config as read at the start of a step."""
 
-    return model_server_config_pb2
-
-
-def read_config(path: Path):
-    """Parse a ModelServerConfig text file with the official proto."""
-    config = _config_module().ModelServerConfig()
-    text_format.Parse(Path(path).read_text(), config)
-    return config
+    text: str
+    config: object
+    entry: object
+    routing: dict
 
 
-def write_config(path: Path, config) -> None:
-    """Write the config atomically, so a polling server never reads half a file."""
-    path = Path(path)
+def _read_optional(path: Path) -> str | None:
     try:
-        lines = path.read_text().splitlines(keepends=True)
-    except OSError:
-        lines = []
-    # Keep the file's leading comment block: it explains the config to the people who read it.
-    header = "".join(_leading_comments(lines)) or (
-        "# TF Serving model config; labels are moved by `make promote/canary/rollback`.\n"
-    )
-    payload = header + text_format.MessageToString(config)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".models.config.", delete=False) as tmp:
-        tmp.write(payload)
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, path)
-
-
-def _leading_comments(lines: list[str]) -> list[str]:
-    comments = []
-    for line in lines:
-        if not line.startswith("#"):
-            break
-        comments.append(line)
-    return comments
-
-
-def mnist_config(config):
-    """The `mnist` entry of the config's model list."""
-    for entry in config.model_config_list.config:
-        if entry.name == mnist.MODEL_NAME:
-            return entry
-    raise LifecycleError(f"no model named {mnist.MODEL_NAME!r} in the model config")
-
-
-def model_base(entry, storage_path_prefix: str = "") -> Path:
-    """The entry's base path on this machine, with the storage path prefix the server applies."""
-    if storage_path_prefix:
-        return Path(storage_path_prefix) / entry.base_path.lstrip("/")
-    return Path(entry.base_path)
-
-
-def version_dirs(entry, storage_path_prefix: str = "") -> dict[int, Path]:
-    """Numeric version directories under the entry's base path."""
-    base = model_base(entry, storage_path_prefix)
-    if not base.is_dir():
-        return {}
-    return {int(p.name): p for p in base.iterdir() if p.is_dir() and p.name.isdigit()}
-
-
-def served_versions(entry, storage_path_prefix: str = "") -> set[int]:
-    """The versions the entry's version policy asks the server to load."""
-    available = sorted(version_dirs(entry, storage_path_prefix))
-    policy = entry.model_version_policy
-    kind = policy.WhichOneof("policy_choice")
-    if kind == "all":
-        return set(available)
-    if kind == "specific":
-        return set(policy.specific.versions)
-    count = policy.latest.num_versions if kind == "latest" and policy.latest.num_versions else 1
-    return set(available[-count:])
-
-
-def ensure_policy_serves(entry, version: int, storage_path_prefix: str = "") -> bool:
-    """Make the policy load `version` too, keeping every version it loads now; True when changed."""
-    served = served_versions(entry, storage_path_prefix)
-    if version in served:
-        return False
-    keep = served | {version}
-    entry.model_version_policy.Clear()
-    entry.model_version_policy.specific.versions.extend(sorted(keep))
-    return True
-
-
-def model_card(entry, version: int, storage_path_prefix: str = "") -> dict | None:
-    """The version's model card, or None when it has none."""
-    path = model_base(entry, storage_path_prefix) / str(version) / "assets.extra" / "model_card.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return Path(path).read_text()
+    except FileNotFoundError:
         return None
 
 
-def read_routing(path: Path) -> dict:
-    """The gateway's routing file: canary share and the history of stable versions."""
-    try:
-        routing = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        routing = {}
-    return {"canary_percent": 0, "stable_history": [], **routing}
-
-
-def write_routing(path: Path, routing: dict) -> None:
-    """Write the routing file atomically (the gateway re-reads it when it changes)."""
-    path = Path(path)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".routing.", delete=False) as tmp:
-        json.dump(routing, tmp, indent=2)
-        tmp.write("\n")
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, path)
-
-
-def gateway_models(gateway_url: str) -> dict | None:
-    """The gateway's GET /v1/models, or None when the gateway does not answer."""
-    try:
-        with urllib.request.urlopen(f"{gateway_url}/v1/models", timeout=3) as response:
-            return json.loads(response.read())
-    except (OSError, ValueError, urllib.error.URLError):
-        return None
-
-
-def wait_for(gateway_url: str, description: str, predicate, timeout_s: float = APPLY_TIMEOUT_S) -> bool:
-    """Poll the gateway until `predicate(models)` holds; False when no gateway answers at all."""
-    deadline = time.monotonic() + timeout_s
-    seen = None
-    while time.monotonic() < deadline:
-        seen = gateway_models(gateway_url)
-        if seen is None:
-            return False
-        if predicate(seen):
-            return True
-        time.sleep(POLL_INTERVAL_S)
-    raise LifecycleError(
-        f"timed out after {timeout_s:.0f} s waiting for {description}; last seen: {json.dumps(seen)[:600]}"
-    )
-
-
-def _state_of(models: dict, version: int) -> str | None:
-    for row in models.get("versions", []):
-        if int(row.get("version", -1)) == version:
-            return row.get("state")
-    return None
-
-
-def _label_is(models: dict, label: str, version: int | None) -> bool:
-    current = models.get("labels", {}).get(label)
-    return (None if current is None else int(current)) == version
+def _write_routing(path: Path, routing: dict) -> None:
+    model_config.write_atomically(path, json.dumps(routing, indent=2) + "\n")
 
 
 class Lifecycle:
-    """Promote, canary and roll back versions of the `mnist` model."""
+    """Promote, canary, roll back and retire versions of the `mnist` model."""
 
-    def __init__(self, paths: Paths, log=print):
-        self.paths = paths
+    def __init__(self, settings: Settings, client=None, log=print, sleep=time.sleep, clock=time.monotonic):
+        self.settings = settings
+        self.client = client if client is not None else ModelServerClient(settings.model_server)
         self.log = log
+        self._sleep = sleep
+        self._clock = clock
 
-    def _load(self):
-        config = read_config(self.paths.model_config_file)
-        return config, mnist_config(config)
+    # ----------------------------------------------------------------- reading
 
-    def _require_version(self, entry, version: int) -> None:
-        prefix = self.paths.storage_path_prefix
-        if version not in version_dirs(entry, prefix):
-            have = sorted(version_dirs(entry, prefix))
-            raise LifecycleError(
-                f"no version directory {model_base(entry, prefix) / str(version)} (have {have})"
-            )
+    def _load(self) -> _Live:
+        ensure_state(self.settings.state_dir)
+        path = self.settings.model_config_file
+        text = path.read_text()
+        try:
+            config = model_config.parse_config(text)
+            entry = model_config.mnist_entry(config)
+        except (text_format.ParseError, KeyError) as exc:
+            raise LifecycleError(f"cannot use the live model config {path}: {exc}") from None
+        try:
+            routing = read_routing(self.settings.routing_file)
+        except RoutingFileError as exc:
+            raise LifecycleError(f"{exc}; fix or remove it first") from None
+        return _Live(text, config, entry, routing)
 
-    def _make_available(self, config, entry, version: int) -> None:
-        """Load `version` first: TF Serving only lets a label point at an AVAILABLE version."""
-        if ensure_policy_serves(entry, version, self.paths.storage_path_prefix):
-            write_config(self.paths.model_config_file, config)
-            self.log(f"version policy now loads version {version}")
-        ok = wait_for(
-            self.paths.gateway_url,
-            f"version {version} to be AVAILABLE",
-            lambda models: _state_of(models, version) == "AVAILABLE",
-        )
-        if ok:
-            self.log(f"version {version} is AVAILABLE")
-        else:
-            self.log("the gateway does not answer: the change applies when the stack starts")
+    def _version_dir(self, live: _Live, version: int) -> Path:
+        versions = model_config.on_disk(live.entry, self.settings.storage_path_prefix)
+        if version not in versions:
+            base = model_config.base_dir(live.entry, self.settings.storage_path_prefix)
+            raise LifecycleError(f"no version directory {base / str(version)} (have {sorted(versions)})")
+        return versions[version]
 
-    def _set_label(self, config, entry, label: str, version: int | None) -> None:
+    def _card(self, live: _Live, version: int | None) -> dict | None:
         if version is None:
-            entry.version_labels.pop(label, None)
-        else:
-            entry.version_labels[label] = version
-        write_config(self.paths.model_config_file, config)
-        if wait_for(
-            self.paths.gateway_url,
-            f"label {label!r} -> {version}",
-            lambda models: _label_is(models, label, version),
-        ):
-            self.log(
-                f"label {label!r} now serves version {version}"
-                if version is not None
-                else f"label {label!r} removed"
+            return None
+        versions = model_config.on_disk(live.entry, self.settings.storage_path_prefix)
+        if version not in versions:
+            return None
+        try:
+            return json.loads(layout.model_card_path(versions[version]).read_text())
+        except (OSError, ValueError):
+            return None
+
+    # ----------------------------------------------------------------- the server
+
+    def _versions(self) -> dict:
+        try:
+            return self.client.versions()
+        except ModelServerUnavailable as exc:
+            raise LifecycleError(f"{exc}; is the stack up (`make up`)?") from None
+
+    def _label(self, label: str) -> int | None:
+        try:
+            return self.client.label_version(label)
+        except ModelServerUnavailable as exc:
+            raise LifecycleError(str(exc)) from None
+
+    def _poll(self, description: str, check) -> None:
+        """Call `check()` -> (done, last word) until done (it raises to fail early) or the deadline."""
+        deadline = self._clock() + self.settings.timeout_s
+        last = "no answer yet"
+        while True:
+            done, last = check()
+            if done:
+                return
+            if self._clock() >= deadline:
+                raise LifecycleError(
+                    f"timed out after {self.settings.timeout_s:g} s waiting for {description}: {last}"
+                )
+            self._sleep(POLL_INTERVAL_S)
+
+    def _wait_available(self, version: int) -> None:
+        def check():
+            row = self._versions().get(version)
+            if row is None:
+                return False, f"the model server does not know version {version} yet"
+            if row.failed:
+                raise LifecycleError(
+                    f"version {version} failed to load on the model server: {row.error_code}: "
+                    f"{row.error_message}"
+                )
+            return row.state == "AVAILABLE", f"version {version} is still {row.state}"
+
+        self._poll(f"version {version} to be AVAILABLE", check)
+        self.log(f"version {version} is AVAILABLE on the model server")
+
+    def _wait_unloaded(self, version: int) -> None:
+        def check():
+            row = self._versions().get(version)
+            return row is None or row.state == "END", f"version {version} is {row.state if row else '-'}"
+
+        self._poll(f"version {version} to be unloaded", check)
+
+    def _wait_labels(self, wanted: dict[str, int | None]) -> None:
+        def check():
+            seen = {label: self._label(label) for label in wanted}
+            return seen == wanted, f"the server resolves {seen}, the config says {wanted}"
+
+        self._poll("the model server to apply the label change", check)
+
+    # ----------------------------------------------------------------- writing
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """Put the config and routing files back as they were when the block fails in any way."""
+        config_path, routing_path = self.settings.model_config_file, self.settings.routing_file
+        config_before, routing_before = config_path.read_text(), _read_optional(routing_path)
+        try:
+            yield
+        except BaseException:
+            if config_path.read_text() != config_before:
+                model_config.write_atomically(config_path, config_before)
+                self.log(f"restored {config_path} as it was")
+            if _read_optional(routing_path) != routing_before:
+                if routing_before is None:
+                    routing_path.unlink()
+                else:
+                    model_config.write_atomically(routing_path, routing_before)
+            raise
+
+    def _write_config(self, live: _Live) -> None:
+        model_config.write_atomically(
+            self.settings.model_config_file, model_config.render_config(live.config, live.text)
+        )
+
+    def _make_available(self, live: _Live, version: int) -> None:
+        """Have the policy load `version` and wait until it is AVAILABLE (labels need that)."""
+        try:
+            changes = model_config.ensure_loads(
+                live.entry, version, self.settings.storage_path_prefix, self.settings.max_loaded_versions
             )
+        except model_config.PolicyError as exc:
+            raise LifecycleError(str(exc)) from None
+        if changes:
+            self._write_config(live)
+            for change in changes:
+                self.log(change)
+        self._wait_available(version)
+
+    def _set_labels(self, live: _Live, labels: dict[str, int | None]) -> None:
+        """Write the label moves, then wait until the server resolves each label as written."""
+        for label, version in labels.items():
+            if version is None:
+                live.entry.version_labels.pop(label, None)
+            else:
+                live.entry.version_labels[label] = version
+        self._write_config(live)
+        self._wait_labels(labels)
+        for label, version in labels.items():
+            self.log(
+                f"label {label!r} removed" if version is None else f"label {label!r} serves version {version}"
+            )
+
+    def _move_stable(self, live: _Live, version: int) -> None:
+        self._make_available(live, version)
+        self._set_labels(live, {mnist.STABLE_LABEL: version})
+        if live.entry.version_labels.get(mnist.CANARY_LABEL) == version:
+            # The canary became stable: both labels name it, so stop splitting, then drop the label.
+            live.routing["canary_percent"] = 0
+            _write_routing(self.settings.routing_file, live.routing)
+            self._set_labels(live, {mnist.CANARY_LABEL: None})
+
+    # ----------------------------------------------------------------- commands
 
     def stable_version(self) -> int | None:
-        """The version the `stable` label points at."""
-        _, entry = self._load()
-        return entry.version_labels.get(mnist.STABLE_LABEL)
+        """The version the live `stable` label points at."""
+        return self._load().entry.version_labels.get(mnist.STABLE_LABEL)
 
-    def check_promotion(self, entry, version: int, floor: float) -> None:
-        """Refuse a version whose card accuracy is below the floor or below the current stable's."""
-        card = model_card(entry, version, self.paths.storage_path_prefix)
-        if card is None or "test_accuracy" not in card:
-            raise LifecycleError(
-                f"version {version} has no model card with test_accuracy; use FORCE=1 to promote it anyway"
+    def check_promotion(self, live: _Live, version: int) -> str:
+        """The gate's verdict on `version` against stable (LifecycleError when refused)."""
+        stable = live.entry.version_labels.get(mnist.STABLE_LABEL)
+        try:
+            return gate.check_promotion(
+                self._card(live, version), version, self._card(live, stable), stable, self.settings.gate_rules
             )
-        accuracy = card["test_accuracy"]
-        if accuracy < floor:
-            raise LifecycleError(
-                f"version {version} test accuracy {accuracy:.4%} is below the floor "
-                f"{floor:.4%}; use FORCE=1 to promote it anyway"
-            )
-        stable = entry.version_labels.get(mnist.STABLE_LABEL)
-        stable_card = (
-            model_card(entry, stable, self.paths.storage_path_prefix) if stable is not None else None
-        )
-        if stable_card and accuracy < stable_card.get("test_accuracy", 0.0):
-            raise LifecycleError(
-                f"version {version} test accuracy {accuracy:.4%} is below stable version "
-                f"{stable}'s {stable_card['test_accuracy']:.4%}; use FORCE=1 to promote it "
-                "anyway"
-            )
+        except gate.GateRefused as exc:
+            raise LifecycleError(str(exc)) from None
 
-    def promote(self, version: int, *, force: bool = False, floor: float = 0.99) -> None:
-        """Move `stable` to `version` (gated by model-card accuracy unless forced)."""
-        config, entry = self._load()
-        self._require_version(entry, version)
-        previous = entry.version_labels.get(mnist.STABLE_LABEL)
+    def promote(self, version: int, *, force: bool = False) -> None:
+        """Move `stable` to `version` (gated by the model cards unless forced)."""
+        live = self._load()
+        self._version_dir(live, version)
+        previous = live.entry.version_labels.get(mnist.STABLE_LABEL)
         if previous == version:
             self.log(f"version {version} is already stable")
             return
-        if not force:
-            self.check_promotion(entry, version, floor)
-        self._make_available(config, entry, version)
-        routing = read_routing(self.paths.routing_file)
-        if entry.version_labels.get(mnist.CANARY_LABEL) == version:
-            # The canary became stable: stop splitting traffic before the label goes away.
-            routing["canary_percent"] = 0
-            write_routing(self.paths.routing_file, routing)
-            entry.version_labels.pop(mnist.CANARY_LABEL, None)
-        self._set_label(config, entry, mnist.STABLE_LABEL, version)
-        if previous is not None:
-            routing["stable_history"] = [*routing["stable_history"], previous][-20:]
-        write_routing(self.paths.routing_file, routing)
+        self.log("promotion gate skipped (FORCE=1)" if force else self.check_promotion(live, version))
+        self._versions()  # the server answers before anything is written
+        with self._transaction():
+            self._move_stable(live, version)
+            if previous is not None:
+                live.routing["stable_history"] = [*live.routing["stable_history"], previous][-HISTORY_LENGTH:]
+            _write_routing(self.settings.routing_file, live.routing)
 
     def rollback(self) -> int:
-        """Move `stable` back to the version it pointed at before the last promotion."""
-        config, entry = self._load()
-        routing = read_routing(self.paths.routing_file)
-        if not routing["stable_history"]:
+        """Move `stable` back to the version it pointed at before the last promotion; return it."""
+        live = self._load()
+        history = list(live.routing["stable_history"])
+        if not history:
             raise LifecycleError("no earlier stable version to roll back to")
-        target = routing["stable_history"][-1]
-        self._require_version(entry, target)
-        self._make_available(config, entry, target)
-        self._set_label(config, entry, mnist.STABLE_LABEL, target)
-        routing["stable_history"] = routing["stable_history"][:-1]
-        write_routing(self.paths.routing_file, routing)
+        target = int(history[-1])
+        self._version_dir(live, target)
+        self._versions()
+        with self._transaction():
+            self._move_stable(live, target)
+            live.routing["stable_history"] = history[:-1]
+            _write_routing(self.settings.routing_file, live.routing)
         return target
 
     def canary(self, version: int, percent: float) -> None:
         """Send `percent` of default traffic to `version` (0 ends the canary)."""
         if not 0 <= percent <= 100:
             raise LifecycleError(f"PERCENT must be between 0 and 100, not {percent}")
-        config, entry = self._load()
-        routing = read_routing(self.paths.routing_file)
+        live = self._load()
         if percent == 0:
-            routing["canary_percent"] = 0
-            write_routing(self.paths.routing_file, routing)
-            self._set_label(config, entry, mnist.CANARY_LABEL, None)
+            self._end_canary(live)
             return
-        self._require_version(entry, version)
-        self._make_available(config, entry, version)
-        self._set_label(config, entry, mnist.CANARY_LABEL, version)
-        routing["canary_percent"] = percent
-        write_routing(self.paths.routing_file, routing)
+        self._version_dir(live, version)
+        if live.entry.version_labels.get(mnist.STABLE_LABEL) == version:
+            raise LifecycleError(f"version {version} is stable; a canary tries a different version")
+        self._versions()
+        with self._transaction():
+            self._make_available(live, version)
+            self._set_labels(live, {mnist.CANARY_LABEL: version})
+            live.routing["canary_percent"] = percent
+            _write_routing(self.settings.routing_file, live.routing)
         self.log(f"{percent:g}% of default traffic now goes to canary version {version}")
+
+    def _end_canary(self, live: _Live) -> None:
+        self._versions()
+        with self._transaction():
+            # Traffic first, so no request is routed to a label that is about to go.
+            live.routing["canary_percent"] = 0
+            _write_routing(self.settings.routing_file, live.routing)
+            if mnist.CANARY_LABEL in live.entry.version_labels:
+                self._set_labels(live, {mnist.CANARY_LABEL: None})
+            else:
+                self.log("no canary label was set")
+        self.log("the canary has ended: default traffic goes to stable")
+
+    def retire(self, version: int, *, switch_to_specific: bool = False) -> None:
+        """Stop loading unlabelled `version` (its directory stays); see model_config.retire for policies."""
+        live = self._load()
+        try:
+            changes = model_config.retire(
+                live.entry, version, self.settings.storage_path_prefix, switch_to_specific=switch_to_specific
+            )
+        except model_config.PolicyError as exc:
+            raise LifecycleError(str(exc)) from None
+        self._versions()
+        with self._transaction():
+            self._write_config(live)
+            for change in changes:
+                self.log(change)
+            self._wait_unloaded(version)
+        self.log(f"version {version} is unloaded; its directory stays on disk")
