@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 from contract.mnist import MODEL_NAME, STABLE_LABEL
+from contract.state import ROUTING_FILE, STATE_DIR
 
 TRANSPORTS = ("grpc", "rest")
 
@@ -15,6 +16,9 @@ class GatewayConfig:
 
     serving_host: str = "127.0.0.1"
     grpc_port: int = 8500
+    # A full gRPC target, e.g. unix:/run/tfserving/grpc.sock (TF Serving's --grpc_socket_path): wins
+    # over host and port for gRPC.
+    grpc_target_override: str = ""
     rest_port: int = 8501
     transport: str = "grpc"
     model_name: str = MODEL_NAME
@@ -27,7 +31,7 @@ class GatewayConfig:
     max_image_pixels: int = 4_194_304
     max_batch_size: int = 64
     default_label: str = STABLE_LABEL
-    routing_file: str = "serving/routing.json"
+    routing_file: str = f"{STATE_DIR}/{ROUTING_FILE}"  # the live state the lifecycle writes
     label_cache_s: float = 1.0
     retry_after_s: int = 1
 
@@ -44,13 +48,15 @@ class GatewayConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+        if self.grpc_target_override.startswith("unix:") and len(self.grpc_target_override) <= 5:
+            raise ValueError("TF_SERVING_GRPC_TARGET=unix: needs a socket path, e.g. unix:/run/grpc.sock")
         if self.upstream_timeout_s <= 0 or self.upstream_retries < 0 or self.upstream_backoff_s < 0:
             raise ValueError("upstream timeout must be > 0 and retries/backoff >= 0")
 
     @property
     def grpc_target(self) -> str:
-        """host:port of the model server's gRPC API."""
-        return f"{self.serving_host}:{self.grpc_port}"
+        """The model server's gRPC target: TF_SERVING_GRPC_TARGET, else host:port."""
+        return self.grpc_target_override or f"{self.serving_host}:{self.grpc_port}"
 
     @property
     def rest_url(self) -> str:
@@ -79,6 +85,7 @@ class GatewayConfig:
 ENV_VARS = {
     "TF_SERVING_HOST": "serving_host",
     "TF_SERVING_GRPC_PORT": "grpc_port",
+    "TF_SERVING_GRPC_TARGET": "grpc_target_override",
     "TF_SERVING_REST_PORT": "rest_port",
     "TF_SERVING_TRANSPORT": "transport",
     "MODEL_NAME": "model_name",

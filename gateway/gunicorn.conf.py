@@ -1,5 +1,6 @@
 """Gunicorn settings for the gateway: `gunicorn -c gateway/gunicorn.conf.py 'gateway:create_app()'`."""
 
+import glob
 import os
 import shutil
 import tempfile
@@ -36,15 +37,21 @@ limit_request_fields = 100
 
 
 def on_starting(server):
-    """Give the workers a fresh shared directory for Prometheus multi-process metrics."""
+    """Give the workers a clean directory for Prometheus multi-process metrics.
+
+    A directory the operator named is never deleted: only the *.db files prometheus_client writes there
+    (stale counts of an earlier run) are removed. A directory the gateway makes is removed at exit.
+    """
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not directory:
         directory = tempfile.mkdtemp(prefix="gateway-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-        os.environ["GATEWAY_OWNS_METRICS_DIR"] = "1"
-    else:
-        shutil.rmtree(directory, ignore_errors=True)
-        os.makedirs(directory, exist_ok=True)
+        os.environ["GATEWAY_OWNS_METRICS_DIR"] = directory
+        return
+    os.makedirs(directory, exist_ok=True)
+    for stale in glob.glob(os.path.join(glob.escape(directory), "*.db")):
+        if os.path.isfile(stale) and not os.path.islink(stale):
+            os.remove(stale)
 
 
 def child_exit(server, worker):
@@ -55,6 +62,7 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    """Remove the metrics directory if on_starting made it."""
-    if os.environ.get("GATEWAY_OWNS_METRICS_DIR") == "1":
-        shutil.rmtree(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""), ignore_errors=True)
+    """Remove the metrics directory if on_starting made it (and it is still the one in use)."""
+    owned = os.environ.get("GATEWAY_OWNS_METRICS_DIR")
+    if owned and owned == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        shutil.rmtree(owned, ignore_errors=True)

@@ -3,6 +3,11 @@
 import pytest
 
 from gateway.config import ENV_VARS, GatewayConfig
+from ui.config import UIConfig
+
+# What decoding and preprocessing one upload may take beyond the upstream deadline (a 4 MP photo on a
+# busy 2-core machine).
+PREPROCESS_MARGIN_S = 1.0
 
 
 def test_defaults_suit_a_local_model_server():
@@ -15,6 +20,7 @@ def test_every_variable_is_read():
     environ = {
         "TF_SERVING_HOST": "tfs",
         "TF_SERVING_GRPC_PORT": "9000",
+        "TF_SERVING_GRPC_TARGET": "unix:/run/tfs/grpc.sock",
         "TF_SERVING_REST_PORT": "9001",
         "TF_SERVING_TRANSPORT": "rest",
         "MODEL_NAME": "digits",
@@ -42,6 +48,17 @@ def test_every_variable_is_read():
     assert (config.max_upload_bytes, config.max_request_bytes, config.max_image_pixels) == (1000, 5000, 4000)
     assert (config.max_batch_size, config.default_label, config.routing_file) == (8, "prod", "/tmp/r.json")
     assert (config.label_cache_s, config.retry_after_s, config.upstream_backoff_s) == (2.0, 3, 0.01)
+    assert config.grpc_target == "unix:/run/tfs/grpc.sock"
+
+
+def test_default_routing_file_is_the_live_state_one():
+    assert GatewayConfig().routing_file == "state/routing.json"
+
+
+def test_ui_waits_longer_than_the_gateway_spends_upstream():
+    # The gateway's whole upstream budget (retries and backoff included) plus decoding and
+    # preprocessing time must fit inside the UI's wait, or the UI gives up on an answer on its way.
+    assert UIConfig().gateway_timeout_s >= GatewayConfig().upstream_timeout_s + PREPROCESS_MARGIN_S
 
 
 def test_empty_default_label_means_latest_version():
@@ -55,6 +72,7 @@ def test_empty_default_label_means_latest_version():
         {"MAX_BATCH_SIZE": "0"},
         {"TF_SERVING_GRPC_PORT": "eighty"},
         {"UPSTREAM_TIMEOUT_S": "-1"},
+        {"TF_SERVING_GRPC_TARGET": "unix:"},
     ],
 )
 def test_invalid_values_fail_at_startup(environ):

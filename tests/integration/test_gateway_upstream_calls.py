@@ -1,0 +1,150 @@
+"""The real gateway and model server with a pass-through between them that counts and can slow calls.
+
+The pass-through forwards every gRPC call's bytes unchanged to the real model server; it only counts
+calls by method and, when asked, holds each one for a while (a slow model server).
+"""
+
+import threading
+import time
+from collections import Counter
+from concurrent import futures
+
+import grpc
+import numpy as np
+import pytest
+import requests
+
+from gateway.client.grpc_client import GrpcServingClient
+from gateway.config import GatewayConfig
+from tests.fixtures.digit_images import draw_digit, encode
+from tests.fixtures.gateway_process import gateway_env, start_gateway
+from tests.support.model_server import start_model_server, start_stable_and_canary_server
+
+TIMEOUT_S = 15
+
+
+class CountingPassThrough:
+    """A gRPC server that forwards every unary call to `target`, counting by method, after `delay_s`."""
+
+    def __init__(self, target: str):
+        self.calls: Counter[str] = Counter()
+        self.delay_s = 0.0
+        self._lock = threading.Lock()
+        self._upstream = grpc.insecure_channel(target)
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("", {}), self))
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+
+    def service(self, handler_call_details):
+        """grpc.GenericRpcHandler: one forwarding handler for whatever method was called."""
+        method = handler_call_details.method
+        forward = self._upstream.unary_unary(method)  # bytes in, bytes out
+
+        def handle(request: bytes, context):
+            with self._lock:
+                self.calls[method.rsplit("/", 1)[-1]] += 1
+            time.sleep(self.delay_s)
+            try:
+                return forward(request, timeout=context.time_remaining())
+            except grpc.RpcError as error:
+                context.abort(error.code(), error.details() or "")
+
+        return grpc.unary_unary_rpc_method_handler(handle)
+
+    def snapshot(self) -> Counter:
+        with self._lock:
+            return Counter(self.calls)
+
+    def stop(self) -> None:
+        self._server.stop(grace=0)
+        self._upstream.close()
+
+
+def predict(url: str, **params) -> requests.Response:
+    files = {"image": ("7.png", encode(draw_digit(7)), "image/png")}
+    return requests.post(f"{url}/v1/predict", files=files, params=params, timeout=TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """Model server (stable -> 1, canary -> 2), the pass-through, a gateway through it."""
+    root = tmp_path_factory.mktemp("upstream_calls")
+    server = start_stable_and_canary_server(root)
+    proxy = CountingPassThrough(server.grpc_target)
+    gateway = start_gateway(root, gateway_env(proxy.port, server.rest_port, "grpc"), workers=1, threads=4)
+    yield server, proxy, gateway
+    gateway.stop()
+    proxy.stop()
+    server.stop()
+
+
+def test_label_predicts_are_one_upstream_call_each_and_listing_does_not_add_to_them(stack):
+    _, proxy, gateway = stack
+    before = proxy.snapshot()
+    for _ in range(5):
+        reply = predict(gateway.url)
+        assert reply.status_code == 200 and reply.json()["model"] == {
+            "name": "mnist",
+            "version": 1,
+            "label": "stable",
+        }
+    canary = predict(gateway.url, label="canary").json()["model"]
+    assert canary == {"name": "mnist", "version": 2, "label": "canary"}
+    after_predicts = proxy.snapshot()
+    assert after_predicts - before == Counter({"Predict": 6})
+
+    listing = requests.get(f"{gateway.url}/v1/models", timeout=TIMEOUT_S).json()
+    assert listing["labels"] == {"stable": 1, "canary": 2}
+    for _ in range(3):
+        assert predict(gateway.url).status_code == 200
+    assert proxy.snapshot()["Predict"] - after_predicts["Predict"] == 3
+    assert proxy.snapshot()["GetModelMetadata"] - after_predicts["GetModelMetadata"] <= 2  # the listing's
+
+
+def test_unknown_label_is_404_from_the_predict_itself(stack):
+    _, proxy, gateway = stack
+    before = proxy.snapshot()
+    reply = predict(gateway.url, label="nope")
+    assert reply.status_code == 404 and reply.json()["error"]["code"] == "unknown_label"
+    assert proxy.snapshot() - before == Counter({"Predict": 1})
+
+
+def test_one_deadline_covers_every_upstream_call_of_a_request(tmp_path):
+    # Default route with no label: GetModelStatus (latest version), then Predict. Each takes 0.7 s in
+    # a 1 s budget: with a deadline per call the request took 1.4 s and answered 200.
+    server = start_model_server(tmp_path)
+    proxy = CountingPassThrough(server.grpc_target)
+    env = gateway_env(proxy.port, server.rest_port, "grpc", DEFAULT_LABEL="", UPSTREAM_TIMEOUT_S="1.0")
+    env["LABEL_CACHE_S"] = "0"
+    gateway = start_gateway(tmp_path, env, workers=1, threads=2)
+    try:
+        assert predict(gateway.url).status_code == 200
+        proxy.delay_s = 0.7
+        start = time.monotonic()
+        reply = predict(gateway.url)
+        elapsed = time.monotonic() - start
+        assert reply.status_code == 504 and reply.json()["error"]["code"] == "upstream_timeout", reply.text
+        assert elapsed < 2 * proxy.delay_s
+    finally:
+        gateway.stop()
+        proxy.stop()
+        server.stop()
+
+
+def test_gateway_reaches_the_model_server_over_a_unix_socket(tmp_path):
+    socket_path = tmp_path / "grpc.sock"
+    server = start_model_server(tmp_path, extra_flags=[f"--grpc_socket_path={socket_path}"])
+    target = f"unix:{socket_path}"
+    try:
+        client = GrpcServingClient(GatewayConfig(grpc_target_override=target, grpc_port=1))
+        assert client.predict(np.zeros((1, 28, 28, 1), np.float32), version=1).version == 1
+        client.close()
+        env = gateway_env(1, server.rest_port, "grpc", TF_SERVING_GRPC_TARGET=target, DEFAULT_LABEL="")
+        gateway = start_gateway(tmp_path, env, workers=1, threads=2)
+        try:
+            assert predict(gateway.url).json()["model"]["version"] == 1
+        finally:
+            gateway.stop()
+    finally:
+        server.stop()
