@@ -1,44 +1,106 @@
-"""Server-side batching of concurrent predict calls, configured by TF Serving's BatchingParameters."""
+"""Server-side batching of concurrent predict calls with TF Serving's BatchingParameters and limits.
 
-import queue
+It follows TensorFlow's SharedBatchScheduler (tensorflow/core/kernels/batching_util/
+shared_batch_scheduler.h), which tensorflow_model_server's --enable_batching uses:
+- a request of more rows than max_batch_size fails with INVALID_ARGUMENT "Task size N is larger than
+  maximum input batch size M", unless enable_large_batch_splitting is on, and then too when it is larger
+  than max_batch_size;
+- with enable_large_batch_splitting, a request is cut into pieces that fill the open batch and then
+  whole batches of max_execution_batch_size rows, and answered once every piece has run;
+- a batch runs when it is full, or once its first request has waited batch_timeout_micros and a batch
+  thread is free (while every thread is busy, batches keep filling);
+- a full queue (max_enqueued_batches batches per model signature) fails with UNAVAILABLE.
+Requests are batched with others of the same servable, signature, output filter and input shapes
+(TF Serving would pad or fail to concatenate different shapes; this server does not pad).
+"""
+
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 
 import grpc
 import numpy as np
 
 from serving.model_server.config import BatchingSettings
-from serving.model_server.errors import ServingError
+from serving.model_server.errors import ServingError, invalid_argument
 
 
 class _Task:
-    __slots__ = ("servable", "signature_name", "inputs", "output_filter", "rows", "future")
+    """One predict call; its rows may run in several pieces."""
 
-    def __init__(self, servable, signature_name, inputs, output_filter):
+    __slots__ = ("servable", "signature_name", "inputs", "output_filter", "rows", "future", "parts", "left")
+
+    def __init__(
+        self, servable, signature_name: str, inputs: dict, output_filter: tuple[str, ...], rows: int
+    ):
         self.servable = servable
         self.signature_name = signature_name
         self.inputs = inputs
         self.output_filter = output_filter
-        first = next(iter(inputs.values()), None)
-        self.rows = first.shape[0] if first is not None and first.ndim > 0 else 0
+        self.rows = rows
         self.future: Future = Future()
+        self.parts: list[dict | None] = []
+        self.left = 0
 
-    def key(self):
+    def key(self) -> tuple:
         shapes = tuple(
             (alias, array.dtype.str, array.shape[1:]) for alias, array in sorted(self.inputs.items())
         )
         return (id(self.servable), self.signature_name, self.output_filter, shapes)
 
 
+class _Piece:
+    """Rows [start, stop) of a task, the `index`-th of its pieces."""
+
+    __slots__ = ("task", "start", "stop", "index")
+
+    def __init__(self, task: _Task, start: int, stop: int, index: int):
+        self.task, self.start, self.stop, self.index = task, start, stop, index
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
+
+
+class _Batch:
+    __slots__ = ("pieces", "size", "opened_at")
+
+    def __init__(self):
+        self.pieces: list[_Piece] = []
+        self.size = 0
+        self.opened_at = 0.0
+
+    def add(self, piece: _Piece) -> None:
+        if not self.pieces:
+            self.opened_at = time.monotonic()
+        self.pieces.append(piece)
+        self.size += piece.rows
+
+
+def batch_rows(inputs: dict) -> int:
+    """The batch size of a request: the common 0th dimension of its inputs (TF Serving's batching_util)."""
+    sizes = set()
+    for array in inputs.values():
+        if array.ndim == 0:
+            raise invalid_argument("Batching Run() input tensors must have at least one dimension")
+        sizes.add(array.shape[0])
+    if len(sizes) > 1:
+        raise invalid_argument("Batching Run() input tensors must have equal 0th-dimension size")
+    return sizes.pop() if sizes else 0
+
+
 class Batcher:
-    """Merge requests that arrive within batch_timeout_micros into one call of up to max_batch_size rows."""
+    """A queue of batches per batching key, served by num_batch_threads threads."""
 
     def __init__(self, settings: BatchingSettings):
         self._settings = settings
-        self._queue: queue.Queue = queue.Queue(
-            maxsize=max(1, settings.max_enqueued_batches * settings.max_batch_size)
-        )
+        self._splitting = settings.enable_large_batch_splitting
+        # Without splitting a batch holds up to max_batch_size rows, as in SharedBatchScheduler.
+        self._batch_limit = settings.max_execution_batch_size if self._splitting else settings.max_batch_size
+        self._timeout_s = settings.batch_timeout_micros / 1e6
+        self._cond = threading.Condition()
+        self._queues: dict[tuple, deque[_Batch]] = {}  # the last batch of each queue is the open one
         self._stopping = False
         self._threads = [
             threading.Thread(target=self._work, name=f"batch-{i}", daemon=True)
@@ -48,72 +110,160 @@ class Batcher:
             thread.start()
 
     def run(self, servable, signature_name: str, inputs: dict, output_filter: tuple[str, ...] = ()) -> dict:
-        """Predict through the batch queue; tasks that cannot be batched run directly."""
-        task = _Task(servable, signature_name, inputs, output_filter)
-        if task.rows == 0 or task.rows >= self._settings.max_batch_size or self._stopping:
+        """Predict through the batch queue; TF Serving's errors for oversized or unqueueable requests."""
+        rows = batch_rows(inputs)
+        if rows > self._settings.max_batch_size:
+            raise invalid_argument(
+                f"Task size {rows} is larger than maximum input batch size {self._settings.max_batch_size}"
+            )
+        if rows == 0 or self._stopping:
             return servable.predict(signature_name, inputs, output_filter)
-        try:
-            self._queue.put_nowait(task)
-        except queue.Full:
-            raise ServingError(
-                grpc.StatusCode.UNAVAILABLE,
-                "The batch scheduling queue to which this task was submitted is full",
-            ) from None
+        task = _Task(servable, signature_name, inputs, output_filter, rows)
+        with self._cond:
+            self._schedule(task)
+            self._cond.notify_all()
         return task.future.result()
 
-    def _work(self) -> None:
-        timeout_s = self._settings.batch_timeout_micros / 1e6
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch, rows = [first], first.rows
-            deadline = time.monotonic() + timeout_s
-            leftover = None
-            while rows < self._settings.max_batch_size:
-                remaining = deadline - time.monotonic()
-                try:
-                    task = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if task is None:
-                    self._queue.put(None)
-                    break
-                if task.key() != first.key() or rows + task.rows > self._settings.max_batch_size:
-                    leftover = task
-                    break
-                batch.append(task)
-                rows += task.rows
-            self._execute(batch)
-            if leftover is not None:
-                self._execute([leftover])
+    # ------------------------------------------------------------------ scheduling (under self._cond)
 
-    def _execute(self, batch: list[_Task]) -> None:
-        first = batch[0]
-        try:
-            if len(batch) == 1:
-                first.future.set_result(
-                    first.servable.predict(first.signature_name, first.inputs, first.output_filter)
+    def _schedule(self, task: _Task) -> None:
+        batches = self._queues.get(task.key())
+        if batches is None:
+            batches = self._queues[task.key()] = deque([_Batch()])
+        open_batch = batches[-1]
+        limit, max_batches = self._batch_limit, self._settings.max_enqueued_batches
+        if self._splitting:
+            capacity = (max_batches - len(batches)) * limit + (limit - open_batch.size)
+            if task.rows > capacity:
+                raise ServingError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    "The batch scheduling queue to which this task was submitted is full; task size is "
+                    f"{task.rows} but scheduling capacity is only {capacity} (num_enqueued_batches="
+                    f"{len(batches)}, max_enqueued_batches={max_batches}, open_batch_size={open_batch.size}, "
+                    f"max_execution_batch_size={limit})",
                 )
-                return
-            merged = {alias: np.concatenate([t.inputs[alias] for t in batch]) for alias in first.inputs}
-            outputs = first.servable.predict(first.signature_name, merged, first.output_filter)
-        except Exception as exc:  # delivered to every waiting request
-            for task in batch:
-                if not task.future.done():
-                    task.future.set_exception(exc)
-            return
+            sizes = _split(task.rows, limit - open_batch.size, limit)
+        else:
+            if open_batch.size + task.rows > limit and len(batches) >= max_batches:
+                raise ServingError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    "The batch scheduling queue to which this task was submitted is full; currently "
+                    f"{len(batches)} batches enqueued and max_enqueued_batches is {max_batches}",
+                )
+            sizes = [task.rows]
+        task.parts, task.left = [None] * len(sizes), len(sizes)
         start = 0
-        for task in batch:
-            task.future.set_result(
-                {alias: array[start : start + task.rows] for alias, array in outputs.items()}
+        for index, size in enumerate(sizes):
+            if batches[-1].size + size > limit:
+                batches.append(_Batch())  # closes the open batch
+            batches[-1].add(_Piece(task, start, start + size, index))
+            start += size
+
+    def _next_batch(self) -> tuple[_Batch | None, float | None]:
+        """A batch ready to run, or (None, seconds until one may be)."""
+        now = time.monotonic()
+        wait = None
+        for key, batches in list(self._queues.items()):
+            front = batches[0]
+            ready = len(batches) > 1 or (
+                front.pieces
+                and (
+                    self._stopping
+                    or front.size >= self._batch_limit
+                    or now >= front.opened_at + self._timeout_s
+                )
             )
-            start += task.rows
+            if ready:
+                batches.popleft()
+                if not batches:
+                    batches.append(_Batch())
+                if not batches[0].pieces and len(batches) == 1:
+                    del self._queues[key]  # client-chosen shapes must not leave queues behind
+                return front, None
+            if front.pieces:
+                remaining = front.opened_at + self._timeout_s - now
+                wait = remaining if wait is None else min(wait, remaining)
+            else:
+                del self._queues[key]
+        return None, wait
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    batch, wait = self._next_batch()
+                    if batch is not None:
+                        break
+                    if self._stopping and not self._queues:
+                        return
+                    self._cond.wait(wait)
+            self._execute(batch)
+
+    # ------------------------------------------------------------------ execution
+
+    def _execute(self, batch: _Batch) -> None:
+        first = batch.pieces[0].task
+        try:
+            if len(batch.pieces) == 1 and batch.pieces[0].rows == first.rows:
+                outputs = first.servable.predict(first.signature_name, first.inputs, first.output_filter)
+            else:
+                merged = {
+                    alias: np.concatenate([p.task.inputs[alias][p.start : p.stop] for p in batch.pieces])
+                    for alias in first.inputs
+                }
+                outputs = first.servable.predict(first.signature_name, merged, first.output_filter)
+        except Exception as exc:  # delivered to every request with a piece in this batch
+            for piece in batch.pieces:
+                if not piece.task.future.done():
+                    piece.task.future.set_exception(exc)
+            return
+        offset = 0
+        for piece in batch.pieces:
+            part = {alias: array[offset : offset + piece.rows] for alias, array in outputs.items()}
+            offset += piece.rows
+            self._finish_piece(piece, part)
+
+    def _finish_piece(self, piece: _Piece, part: dict) -> None:
+        task = piece.task
+        with self._cond:
+            task.parts[piece.index] = part
+            task.left -= 1
+            done = task.left == 0
+        if not done or task.future.done():
+            return
+        if len(task.parts) == 1:
+            task.future.set_result(task.parts[0])
+        else:
+            task.future.set_result(
+                {alias: np.concatenate([p[alias] for p in task.parts]) for alias in task.parts[0]}
+            )
+
+    def queued_rows(self) -> int:
+        """Rows waiting in every queue (not yet running)."""
+        with self._cond:
+            return sum(batch.size for batches in self._queues.values() for batch in batches)
+
+    def queue_count(self) -> int:
+        """How many batching queues exist (one per key with requests waiting)."""
+        with self._cond:
+            return len(self._queues)
 
     def stop(self) -> None:
-        """Let queued tasks finish, then end the worker threads."""
-        self._stopping = True
-        for _ in self._threads:
-            self._queue.put(None)
+        """Run what is queued at once, then end the batch threads."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
         for thread in self._threads:
             thread.join(timeout=10)
+
+
+def _split(rows: int, open_slot: int, limit: int) -> list[int]:
+    """Piece sizes for `rows`: first what fits in the open batch, then batches of `limit` (SplitInputTask)."""
+    sizes = []
+    if open_slot > 0:
+        sizes.append(min(rows, open_slot))
+        rows -= sizes[0]
+    while rows > 0:
+        sizes.append(min(rows, limit))
+        rows -= sizes[-1]
+    return sizes

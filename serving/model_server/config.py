@@ -1,5 +1,6 @@
 """Read and validate TF Serving's text-format config files with the official protos."""
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from contract.layout import with_prefix
 from serving.model_server.errors import ServingError, invalid_argument
 
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
@@ -59,6 +61,17 @@ def _build_missing_protos():
         )
     batching.field.add(name="allowed_batch_sizes", number=6, type=f.TYPE_INT64, label=f.LABEL_REPEATED)
     batching.field.add(name="pad_variable_length_inputs", number=7, type=f.TYPE_BOOL, label=f.LABEL_OPTIONAL)
+    for name, number, wrapper in (
+        ("enable_large_batch_splitting", 8, "BoolValue"),
+        ("max_execution_batch_size", 9, "Int64Value"),
+    ):
+        batching.field.add(
+            name=name,
+            number=number,
+            type=f.TYPE_MESSAGE,
+            label=f.LABEL_OPTIONAL,
+            type_name=f".google.protobuf.{wrapper}",
+        )
     pool.Add(fdp)
     return (
         message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")),
@@ -132,13 +145,13 @@ def load_model_server_config(path: str | os.PathLike):
 
 
 def with_storage_prefix(config, prefix: str):
-    """A copy of `config` with `prefix` prepended to every base_path (local-only --storage_path_prefix)."""
+    """A copy of `config` with every base_path under `prefix` (local-only --storage_path_prefix)."""
     if not prefix:
         return config
     copy = ModelServerConfig()
     copy.CopyFrom(config)
     for model in copy.model_config_list.config:
-        model.base_path = prefix.rstrip("/") + model.base_path
+        model.base_path = with_prefix(model.base_path, prefix)
     return copy
 
 
@@ -168,6 +181,9 @@ class BatchingSettings:
     max_enqueued_batches: int = 10
     num_batch_threads: int = 1
     allowed_batch_sizes: tuple[int, ...] = ()
+    enable_large_batch_splitting: bool = False
+    # Rows per executed batch when splitting; GetQueueOptions makes it max_batch_size when unset.
+    max_execution_batch_size: int = 1000
 
 
 def load_batching_parameters(path: str | os.PathLike | None) -> BatchingSettings:
@@ -186,9 +202,21 @@ def load_batching_parameters(path: str | os.PathLike | None) -> BatchingSettings
         max_enqueued_batches=get("max_enqueued_batches", defaults.max_enqueued_batches),
         num_batch_threads=get("num_batch_threads", defaults.num_batch_threads),
         allowed_batch_sizes=tuple(params.allowed_batch_sizes),
+        enable_large_batch_splitting=get("enable_large_batch_splitting", False),
     )
-    if settings.max_batch_size < 1 or settings.num_batch_threads < 1:
-        raise invalid_argument("max_batch_size and num_batch_threads must be positive")
+    max_batch_size = settings.max_batch_size
+    settings = dataclasses.replace(
+        settings, max_execution_batch_size=get("max_execution_batch_size", max_batch_size)
+    )
+    if max_batch_size < 1 or settings.num_batch_threads < 1 or settings.max_execution_batch_size < 1:
+        raise invalid_argument(
+            "max_batch_size, max_execution_batch_size and num_batch_threads must be positive"
+        )
+    if settings.enable_large_batch_splitting and settings.max_execution_batch_size > max_batch_size:
+        raise invalid_argument(
+            f"max_execution_batch_size ({settings.max_execution_batch_size}) must not exceed max_batch_size "
+            f"({max_batch_size})"
+        )
     sizes = settings.allowed_batch_sizes
     if sizes:
         if list(sizes) != sorted(set(sizes)):

@@ -2,25 +2,7 @@
 
 import grpc
 
-# tensorflow_serving/model_servers/http_server.cc ToHTTPStatusCode().
-_HTTP_STATUS = {
-    grpc.StatusCode.CANCELLED: 499,
-    grpc.StatusCode.UNKNOWN: 500,
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.FAILED_PRECONDITION: 400,
-    grpc.StatusCode.ABORTED: 409,
-    grpc.StatusCode.OUT_OF_RANGE: 400,
-    grpc.StatusCode.UNIMPLEMENTED: 501,
-    grpc.StatusCode.INTERNAL: 500,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DATA_LOSS: 500,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-}
+from contract.status import http_status
 
 
 class ServingError(Exception):
@@ -34,7 +16,7 @@ class ServingError(Exception):
     @property
     def http_status(self) -> int:
         """The HTTP status TF Serving's REST API answers for this code."""
-        return _HTTP_STATUS.get(self.code, 500)
+        return http_status(self.code.name)
 
     @property
     def error_code_name(self) -> str:

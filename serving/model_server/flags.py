@@ -4,10 +4,18 @@ import logging
 import os
 from dataclasses import dataclass, field, fields
 
+from contract.parsing import parse_bool
+
 log = logging.getLogger(__name__)
 
-_TRUE = {"true", "1", "yes", "t"}
-_FALSE = {"false", "0", "no", "f"}
+# The words this server has always taken for a bool flag; contract.parsing knows a few more (on, off, y,
+# n) that tensorflow_model_server would refuse, so those stay errors here.
+FLAG_BOOL_WORDS = frozenset({"true", "1", "yes", "t", "false", "0", "no", "f"})
+
+
+def _four_per_cpu() -> int:
+    """4 x NumSchedulableCPUs: tensorflow_model_server's default for its gRPC and REST thread counts."""
+    return 4 * len(os.sched_getaffinity(0))
 
 
 @dataclass
@@ -17,7 +25,7 @@ class ServerFlags:
     port: int = 8500
     rest_api_port: int = 0
     rest_api_timeout_in_ms: int = 30000
-    rest_api_num_threads: int = 16
+    rest_api_num_threads: int = field(default_factory=_four_per_cpu)
     model_name: str = "default"
     model_base_path: str = ""
     model_config_file: str = ""
@@ -29,7 +37,8 @@ class ServerFlags:
     allow_version_labels_for_unavailable_models: bool = False
     max_num_load_retries: int = 5
     load_retry_interval_micros: int = 60_000_000
-    grpc_max_threads: int = 16
+    grpc_max_threads: int = field(default_factory=_four_per_cpu)
+    grpc_socket_path: str = ""  # also serve gRPC on the Unix socket unix:<path>
     enable_model_warmup: bool = True
     tensorflow_intra_op_parallelism: int = 0
     tensorflow_inter_op_parallelism: int = 0
@@ -47,18 +56,21 @@ _FIELDS = {f.name: f for f in fields(ServerFlags) if f.name != "unknown"}
 
 def _convert(name: str, raw: str, kind: type):
     if kind is bool:
-        lowered = raw.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-        raise ValueError(f"Illegal value '{raw}' specified for bool flag '{name}'")
+        if raw.strip().lower() not in FLAG_BOOL_WORDS:
+            raise ValueError(f"Illegal value '{raw}' specified for bool flag '{name}'")
+        return parse_bool(raw)
     if kind is int:
         try:
             return int(raw)
         except ValueError:
             raise ValueError(f"Illegal value '{raw}' specified for int flag '{name}'") from None
     return raw
+
+
+def _check(flags: ServerFlags) -> None:
+    for name in ("grpc_max_threads", "rest_api_num_threads"):
+        if getattr(flags, name) < 1:
+            raise ValueError(f"--{name} must be at least 1, got {getattr(flags, name)}")
 
 
 def parse_flags(argv: list[str]) -> ServerFlags:
@@ -86,4 +98,5 @@ def parse_flags(argv: list[str]) -> ServerFlags:
             else:
                 raise ValueError(f"Flag --{name} needs a value")
         setattr(flags, name, _convert(name, raw, kind))
+    _check(flags)
     return flags

@@ -2,12 +2,12 @@
 
 import logging
 import time
+from concurrent import futures
 
 import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from serving.model_server.errors import ServingError
-from serving.model_server.grpc_loop import LoopServer
 from serving.model_server.service import ServingCore
 
 log = logging.getLogger(__name__)
@@ -61,10 +61,15 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             _abort(context, exc)
 
 
-def create_grpc_server(core: ServingCore, host: str, port: int, max_threads: int = 16) -> LoopServer:
-    """A started gRPC server on `host`:`port`, answering on `max_threads` threads."""
-    server = LoopServer(
-        max_threads,
+def create_grpc_server(
+    core: ServingCore, host: str, port: int, max_threads: int, socket_path: str = ""
+) -> grpc.Server:
+    """A started gRPC server on `host`:`port` (unless 0) and `unix:<socket_path>` (if set).
+
+    Like tensorflow_model_server's --grpc_max_threads, at most `max_threads` calls run at once; more wait.
+    """
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="grpc"),
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -73,7 +78,19 @@ def create_grpc_server(core: ServingCore, host: str, port: int, max_threads: int
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core), server)
-    if server.add_insecure_port(f"{host}:{port}") == 0:
-        raise OSError(f"Failed to bind gRPC port {port}")
+    if port != 0:
+        _listen(server, f"{host}:{port}")
+    if socket_path:
+        _listen(server, f"unix:{socket_path}")
     server.start()
     return server
+
+
+def _listen(server: grpc.Server, address: str) -> None:
+    # grpcio raises RuntimeError on some bind failures and returns 0 on others; make both one error.
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise OSError(f"Failed to listen on {address}: {exc}") from None
+    if bound == 0:
+        raise OSError(f"Failed to listen on {address}")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import grpc
 
+from contract.layout import list_versions
+from contract.policy import aspired_versions
 from serving.model_server.errors import ServingError, failed_precondition, invalid_argument, not_found
 
 log = logging.getLogger(__name__)
@@ -32,31 +34,6 @@ class VersionRecord:
     error: ServingError | None = None
     servable: object | None = None
     reloadable: bool = False  # ended and no longer aspired: loads again if its directory is aspired again
-
-
-def list_versions(base_path: Path) -> dict[int, Path]:
-    """Numeric child directories of `base_path` (`00000123` is 123); other names are ignored."""
-    try:
-        children = list(Path(base_path).iterdir())
-    except OSError:
-        return {}
-    versions = {}
-    for child in children:
-        if child.name.isdigit() and child.is_dir():
-            versions[int(child.name)] = child
-    return versions
-
-
-def aspired_versions(policy, available_on_disk: dict[int, Path]) -> set[int]:
-    """Versions a ServableVersionPolicy asks for: latest {num_versions} (default 1), all, or specific."""
-    choice = policy.WhichOneof("policy_choice") if policy is not None else None
-    on_disk = sorted(available_on_disk, reverse=True)
-    if choice == "all":
-        return set(on_disk)
-    if choice == "specific":
-        return set(policy.specific.versions) & set(on_disk)
-    count = policy.latest.num_versions if choice == "latest" and policy.latest.num_versions > 0 else 1
-    return set(on_disk[:count])
 
 
 class ModelManager:
@@ -173,7 +150,7 @@ class ModelManager:
         with self._lock:
             models = {name: cfg for name, cfg in self._models.items() if only is None or name in only}
         for name, model in models.items():
-            on_disk = list_versions(Path(model.base_path))
+            on_disk = list_versions(model.base_path)
             if not on_disk:
                 log.warning("No versions of servable %s found under base path %s", name, model.base_path)
             aspired = aspired_versions(model.model_version_policy, on_disk)
@@ -304,6 +281,11 @@ class ModelManager:
             if not records:
                 raise not_found(f"Could not find any versions of model {name}")
             return [_snapshot(records[v]) for v in sorted(records, reverse=True)]
+
+    def has_model(self, name: str) -> bool:
+        """Whether the config in force lists a model called `name`."""
+        with self._lock:
+            return name in self._models
 
     def labels(self, name: str) -> dict[str, int]:
         """The label map in force for `name`."""

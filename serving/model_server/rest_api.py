@@ -4,11 +4,12 @@ import contextlib
 import json
 import logging
 import re
+import selectors
 import socket
 import threading
 import time
 from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote
 
 import grpc
@@ -16,6 +17,7 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from serving.model_server.errors import ServingError, invalid_argument
+from serving.model_server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serving.model_server.service import SIGNATURE_DEF_FIELD, ServingCore
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,9 @@ MODEL_STATUS_API = re.compile(
 )
 REST_PATH = re.compile(r"/v1/.*", re.I)
 MAX_BODY_BYTES = 64 * 1024 * 1024
+CONTENT_LENGTH = re.compile(r"[0-9]{1,20}")  # one non-negative decimal number, as RFC 9110 allows
+READ_TIMEOUT_S = 60  # a request's bytes must keep coming
+IDLE_TIMEOUT_S = 60  # an idle keep-alive connection is closed after this
 
 
 def _to_json(message) -> str:
@@ -59,11 +64,14 @@ def metadata_json(response: get_model_metadata_pb2.GetModelMetadataResponse) -> 
 class RestApi:
     """Routes one REST request to the serving core; returns (HTTP status, JSON body)."""
 
-    def __init__(self, core: ServingCore, timeout_s: float | None = None):
+    def __init__(self, core: ServingCore, timeout_s: float | None = None, num_threads: int = 1):
         self._core = core
         self._timeout_s = timeout_s
+        # With a timeout a request runs on this pool while its REST worker waits, so both are the same size.
         self._pool = (
-            futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rest-run") if timeout_s else None
+            futures.ThreadPoolExecutor(max_workers=num_threads, thread_name_prefix="rest-run")
+            if timeout_s
+            else None
         )
 
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, str]:
@@ -141,22 +149,36 @@ def _fill_spec(spec, name: str, version: int | None, label: str | None) -> None:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """One per connection; RestServer runs `serve_request()` on a worker for each request it carries."""
+
     protocol_version = "HTTP/1.1"  # keep-alive, like TF Serving's libevent server
     server_version = "TFServingLocal"
     api: RestApi
     metrics = None
     metrics_path = ""
-    timeout = 60  # seconds an idle keep-alive connection is kept
+    timeout = READ_TIMEOUT_S  # a client that stops sending mid-request loses its connection
     disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stall
-    busy = False
 
-    def setup(self):
-        super().setup()
-        self.server.open_handlers.add(self)
+    def __init__(self, request, client_address, server):  # noqa: D107 - unlike the base class, no handle()
+        self.request, self.client_address, self.server = request, client_address, server
+        self.close_connection = False
+        self.setup()
 
-    def finish(self):
-        self.server.open_handlers.discard(self)
-        super().finish()
+    def serve_request(self) -> None:
+        """Answer one request, then any the client already pipelined behind it."""
+        self.handle_one_request()
+        while not self.close_connection and self._has_buffered_request():
+            self.handle_one_request()
+
+    def _has_buffered_request(self) -> bool:
+        # A non-blocking peek returns what is buffered or already arrived, never waits for more.
+        self.connection.setblocking(False)
+        try:
+            return bool(self.rfile.peek(1))
+        except OSError:
+            return False
+        finally:
+            self.connection.settimeout(self.timeout)
 
     def log_message(self, format, *args):  # noqa: A002 - signature from BaseHTTPRequestHandler
         log.debug("%s %s", self.address_string(), format % args)
@@ -170,21 +192,33 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"".join(self._headers_buffer) + data)  # one write for headers and body
         self._headers_buffer = []
 
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer an error and close: the rest of this connection's bytes cannot be trusted."""
+        self.close_connection = True
+        self._reply(status, json.dumps({"error": message}))
+
     def _read_body(self) -> bytes | None:
-        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            return b""
+        if not CONTENT_LENGTH.fullmatch(raw):  # negative, non-numeric, several values
+            self._refuse(400, f"Invalid Content-Length header: {raw!r}")
+            return None
+        length = int(raw)
         if length > MAX_BODY_BYTES:
-            self._reply(413, json.dumps({"error": f"Request body larger than {MAX_BODY_BYTES} bytes"}))
+            self._refuse(413, f"Request body larger than {MAX_BODY_BYTES} bytes")
+            return None
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the client closed before sending what it announced
             self.close_connection = True
             return None
-        return self.rfile.read(length) if length else b""
+        return body
 
     def _dispatch(self, method: str) -> None:
-        self.busy = True
         try:
             self._serve(method)
         finally:
-            self.busy = False
-            if getattr(self.server, "stopping", False):
+            if self.server.stopping:
                 self.close_connection = True
 
     def _serve(self, method: str) -> None:
@@ -193,7 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         if self.metrics is not None and path == self.metrics_path and method == "GET":
-            self._reply(200, self.metrics.render(), "text/plain; version=0.0.4")
+            self._reply(200, self.metrics.render(), METRICS_CONTENT_TYPE)
             return
         if not REST_PATH.fullmatch(path):
             self._reply(404, json.dumps({"error": f"Not found: {method} {path}"}))
@@ -213,26 +247,131 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class RestServer:
-    """A threaded HTTP server for the REST API; `stop()` lets requests in flight finish."""
+    """The REST API on `num_threads` worker threads, like tensorflow_model_server's --rest_api_num_threads.
 
-    def __init__(self, api: RestApi, host: str, port: int, metrics=None, metrics_path: str = ""):
-        handler = type("Handler", (_Handler,), {"api": api, "metrics": metrics, "metrics_path": metrics_path})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = False
-        self._server.block_on_close = True
-        self._server.open_handlers = set()
-        self._thread = threading.Thread(target=self._server.serve_forever, name="rest", daemon=True)
+    One thread watches the listening socket and every idle keep-alive connection; a connection with a
+    request waiting goes to the worker pool, and back to the watcher once answered. So at most
+    `num_threads` requests run at once whatever the number of clients, and the rest wait their turn.
+    `stop()` stops accepting, lets requests in flight finish and closes idle connections.
+    """
+
+    def __init__(
+        self, api: RestApi, host: str, port: int, num_threads: int, metrics=None, metrics_path: str = ""
+    ):
+        self._handler = type(
+            "Handler", (_Handler,), {"api": api, "metrics": metrics, "metrics_path": metrics_path}
+        )
+        self._listener = socket.create_server((host, port), backlog=128)
+        self._listener.setblocking(False)
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._listener, selectors.EVENT_READ)
+        self._selector.register(self._wake_read, selectors.EVENT_READ)
+        self._pool = futures.ThreadPoolExecutor(max_workers=num_threads, thread_name_prefix="rest")
+        self._lock = threading.Lock()
+        self._returned: list[_Handler] = []  # answered connections for the watcher to watch again
+        self._idle_since: dict[_Handler, float] = {}
+        self.stopping = False
+        self._thread = threading.Thread(target=self._watch, name="rest", daemon=True)
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return self._listener.getsockname()[1]
 
     def start(self) -> None:
         """Serve in a background thread."""
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop accepting requests and wait for the ones in flight."""
-        self._server.stopping = True
-        self._server.shutdown()
-        for handler in list(self._server.open_handlers):
-            if not handler.busy:  # idle keep-alive connection: close it so its thread ends
-                with contextlib.suppress(OSError):
-                    handler.connection.shutdown(socket.SHUT_RDWR)
-        self._server.server_close()
+        """Stop accepting requests, wait for the ones in flight, close every connection."""
+        with self._lock:
+            self.stopping = True
+        self._wake()
+        self._thread.join()
+        self._pool.shutdown(wait=True)
+        for sock in (self._listener, self._wake_read, self._wake_write):
+            sock.close()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_write.send(b"w")
+
+    def _watch(self) -> None:
+        while not self.stopping:
+            for key, _ in self._selector.select(timeout=1.0):
+                if key.fileobj is self._listener:
+                    self._accept()
+                elif key.fileobj is self._wake_read:
+                    self._watch_returned()
+                else:
+                    handler = key.data
+                    self._selector.unregister(handler.connection)
+                    self._idle_since.pop(handler, None)
+                    self._pool.submit(self._serve, handler)
+            self._close_idle(time.monotonic() - IDLE_TIMEOUT_S)
+        self._selector.close()
+        with self._lock:
+            idle = list(self._idle_since) + self._returned
+            self._returned = []
+        for handler in idle:
+            _close(handler)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, address = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of file descriptors: keep serving the connections we have
+                log.warning("accept failed: %s", exc)
+                return
+            sock.setblocking(True)
+            try:
+                handler = self._handler(sock, address, self)
+            except OSError:
+                sock.close()
+                continue
+            self._pool.submit(self._serve, handler)
+
+    def _watch_returned(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_read.recv(4096)
+        with self._lock:
+            returned, self._returned = self._returned, []
+        now = time.monotonic()
+        for handler in returned:
+            self._selector.register(handler.connection, selectors.EVENT_READ, handler)
+            self._idle_since[handler] = now
+
+    def _close_idle(self, before: float) -> None:
+        for handler, since in list(self._idle_since.items()):
+            if since < before:
+                self._selector.unregister(handler.connection)
+                del self._idle_since[handler]
+                _close(handler)
+
+    def _serve(self, handler: _Handler) -> None:
+        try:
+            handler.serve_request()
+        except OSError:  # the client went away
+            handler.close_connection = True
+        except Exception:  # never let one connection's error end the worker's loop silently
+            log.exception("Unhandled error on a REST connection")
+            handler.close_connection = True
+        with self._lock:
+            keep = not handler.close_connection and not self.stopping
+            if keep:
+                self._returned.append(handler)
+        if keep:
+            self._wake()
+        else:
+            _close(handler)
+
+
+def _close(handler: _Handler) -> None:
+    with contextlib.suppress(Exception):
+        handler.finish()
+    with contextlib.suppress(OSError):
+        handler.connection.shutdown(socket.SHUT_RDWR)
+    handler.connection.close()

@@ -121,6 +121,8 @@ def serve(flags: ServerFlags, stop: threading.Event) -> int:
             if flags.enable_batching
             else None
         )
+        if flags.port == 0 and not flags.grpc_socket_path:
+            raise ValueError("At least one of --port or --grpc_socket_path must be set")
     except (ServingError, ValueError) as exc:
         log.error("%s", getattr(exc, "message", exc))
         return 1
@@ -130,7 +132,8 @@ def serve(flags: ServerFlags, stop: threading.Event) -> int:
     from serving.model_server.rest_api import RestApi, RestServer
     from serving.model_server.service import ServingCore
 
-    metrics = Metrics() if prometheus.enabled else None
+    # Only models the config lists get their own series (the manager is bound below).
+    metrics = Metrics(lambda name: manager.has_model(name)) if prometheus.enabled else None
     configure_tensorflow_threads(flags.tensorflow_intra_op_parallelism, flags.tensorflow_inter_op_parallelism)
     manager = ModelManager(
         servable_loader(
@@ -159,17 +162,27 @@ def serve(flags: ServerFlags, stop: threading.Event) -> int:
     if stop.is_set():
         return 0
     try:
-        grpc_server = create_grpc_server(core, BIND_HOST, flags.port, flags.grpc_max_threads)
-    except (OSError, RuntimeError) as exc:  # port in use
-        log.error("Failed to start the gRPC server on %s:%d: %s", BIND_HOST, flags.port, exc)
+        grpc_server = create_grpc_server(
+            core, BIND_HOST, flags.port, flags.grpc_max_threads, flags.grpc_socket_path
+        )
+    except OSError as exc:  # port in use, socket path not writable
+        log.error("Failed to start the gRPC server: %s", exc)
         return 1
-    log.info("Running gRPC ModelServer at %s:%d ...", BIND_HOST, flags.port)
+    if flags.port:
+        log.info("Running gRPC ModelServer at %s:%d ...", BIND_HOST, flags.port)
+    if flags.grpc_socket_path:
+        log.info("Running gRPC ModelServer at UNIX socket %s ...", flags.grpc_socket_path)
     rest_server = None
     if flags.rest_api_port > 0:
         timeout_s = flags.rest_api_timeout_in_ms / 1000 if flags.rest_api_timeout_in_ms > 0 else None
         try:
             rest_server = RestServer(
-                RestApi(core, timeout_s), BIND_HOST, flags.rest_api_port, metrics, prometheus.path
+                RestApi(core, timeout_s, flags.rest_api_num_threads),
+                BIND_HOST,
+                flags.rest_api_port,
+                flags.rest_api_num_threads,
+                metrics,
+                prometheus.path,
             )
         except OSError as exc:
             log.error("Failed to start the REST server on %s:%d: %s", BIND_HOST, flags.rest_api_port, exc)

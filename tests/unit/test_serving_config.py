@@ -32,8 +32,25 @@ def test_shipped_monitoring_config_enables_prometheus(repo_root):
 
 def test_shipped_batching_config_parses(repo_root):
     settings = config_io.load_batching_parameters(repo_root / "serving" / "batching.config")
-    assert settings.max_batch_size == 16
+    assert settings.max_batch_size == 64
+    assert (settings.enable_large_batch_splitting, settings.max_execution_batch_size) == (True, 16)
     assert settings.num_batch_threads == 2
+
+
+def test_max_execution_batch_size_defaults_to_max_batch_size_like_get_queue_options(tmp_path):
+    path = tmp_path / "batching.config"
+    path.write_text("max_batch_size { value: 32 } enable_large_batch_splitting { value: true }")
+    assert config_io.load_batching_parameters(path).max_execution_batch_size == 32
+
+
+def test_max_execution_batch_size_above_max_batch_size_is_rejected(tmp_path):
+    path = tmp_path / "batching.config"
+    path.write_text(
+        "max_batch_size { value: 8 } enable_large_batch_splitting { value: true } "
+        "max_execution_batch_size { value: 16 }"
+    )
+    with pytest.raises(ServingError, match="must not exceed max_batch_size"):
+        config_io.load_batching_parameters(path)
 
 
 @pytest.mark.parametrize(
@@ -102,7 +119,17 @@ def test_flags_take_tf_serving_forms_and_warn_on_unknown(caplog):
     assert "Unknown flag --no_such_flag=2" in caplog.text
 
 
-@pytest.mark.parametrize("argv", [["--port=abc"], ["--enable_batching=maybe"], ["--model_name"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--port=abc"],
+        ["--enable_batching=maybe"],
+        ["--enable_batching=on"],  # contract.parsing knows "on"; tensorflow_model_server does not
+        ["--model_name"],
+        ["--rest_api_num_threads=0"],
+        ["--grpc_max_threads=-1"],
+    ],
+)
 def test_bad_flag_values_are_errors(argv):
     with pytest.raises(ValueError):
         parse_flags(argv)
@@ -115,3 +142,14 @@ def test_tflite_flags_default_like_tf_serving():
     assert defaults.num_tflite_interpreters_per_pool == 1
     flags = parse_flags(["--prefer_tflite_model=true", "--num_tflite_pools=3"])
     assert (flags.prefer_tflite_model, flags.num_tflite_pools) == (True, 3)
+
+
+def test_thread_flags_default_to_four_per_cpu_like_tf_serving():
+    defaults = parse_flags([])
+    cpus = len(os.sched_getaffinity(0))
+    assert (defaults.grpc_max_threads, defaults.rest_api_num_threads) == (4 * cpus, 4 * cpus)
+
+
+def test_grpc_socket_path_flag():
+    assert parse_flags([]).grpc_socket_path == ""
+    assert parse_flags(["--grpc_socket_path=/tmp/tfs.sock"]).grpc_socket_path == "/tmp/tfs.sock"

@@ -7,8 +7,10 @@ import pytest
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from contract.layout import list_versions
+from contract.policy import aspired_versions
 from serving.model_server.errors import ServingError
-from serving.model_server.manager import AVAILABLE, END, ModelManager, aspired_versions, list_versions
+from serving.model_server.manager import AVAILABLE, END, ModelManager
 
 
 class FakeServable:
