@@ -291,15 +291,21 @@ def create_demo(config: UIConfig | None = None, client: GatewayClient | None = N
     return demo
 
 
+def launch_options(config: UIConfig) -> dict:
+    """Keyword arguments for Blocks.launch(): where to listen, and the upload size limit."""
+    return {
+        "server_name": config.host,
+        "server_port": config.port,
+        "max_file_size": config.max_file_bytes,
+        "css": CSS,
+        "ssr_mode": False,
+        "show_error": False,
+        "footer_links": ["api"],
+    }
+
+
 def main() -> None:
     """Run the UI server on UI_HOST:UI_PORT."""
     config = UIConfig.from_env()
     demo = create_demo(config)
-    demo.queue(default_concurrency_limit=4).launch(
-        server_name=config.host,
-        server_port=config.port,
-        css=CSS,
-        ssr_mode=False,
-        show_error=False,
-        footer_links=["api"],
-    )
+    demo.queue(default_concurrency_limit=4).launch(**launch_options(config))

@@ -5,6 +5,7 @@ import re
 import socket
 from pathlib import Path
 
+import httpx
 import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
@@ -12,6 +13,7 @@ from PIL import Image
 from tests.e2e.digit_strokes import DIGIT_STROKES, render_digit_png
 from tests.support.processes import free_port
 from tests.support.stack import start_stack, start_ui
+from ui.config import UIConfig
 from ui.present import EMPTY_CANVAS_MESSAGE, EMPTY_UPLOAD_MESSAGE
 
 DIGITS = sorted(DIGIT_STROKES)
@@ -149,3 +151,16 @@ def test_gateway_down_or_slow_gets_a_friendly_message_and_the_ui_stays_up(
         assert "Traceback" not in ui.log_tail()
     finally:
         ui.stop()
+
+
+def test_upload_over_the_file_size_limit_is_refused_by_the_ui_server(stack):
+    # Gradio's upload route checks max_file_size (ui/app.py launch) before the UI sees the file.
+    limit = UIConfig().max_file_bytes
+    small = httpx.post(
+        f"{stack.ui_url}/gradio_api/upload", files={"files": ("a.png", b"x" * 1000)}, timeout=30
+    )
+    assert small.status_code == 200
+    big = httpx.post(
+        f"{stack.ui_url}/gradio_api/upload", files={"files": ("b.png", b"x" * (limit + 1))}, timeout=30
+    )
+    assert big.status_code == 413, big.text

@@ -2,7 +2,7 @@
 
 import httpx
 
-from ui.app import ACTIVATE_BRUSH_JS, CANVAS_ELEM_ID, CLEAR_CANVAS_JS, create_demo
+from ui.app import ACTIVATE_BRUSH_JS, CANVAS_ELEM_ID, CLEAR_CANVAS_JS, create_demo, launch_options
 from ui.client import GatewayClient
 from ui.config import UIConfig
 
@@ -70,3 +70,8 @@ def test_config_reads_the_documented_environment_variables():
     )
     assert config == UIConfig(gateway_url="http://gw:8000", gateway_timeout_s=2.5, host="0.0.0.0", port=9000)
     assert UIConfig.from_env({}) == UIConfig()
+
+
+def test_launch_caps_upload_size():
+    assert launch_options(UIConfig())["max_file_size"] == 5 * 1024 * 1024
+    assert launch_options(UIConfig.from_env({"UI_MAX_FILE_BYTES": "1000"}))["max_file_size"] == 1000
