@@ -24,6 +24,8 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+from contract import layout  # noqa: E402 - after the repo root is on the path
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 GRPC_P50_TARGET_MS = 2.0
@@ -38,11 +40,11 @@ READY_TIMEOUT_S = 120.0
 def default_model_dir() -> Path:
     """The lowest version under models/mnist, or the smoke export while no version is committed."""
     for base in (REPO_ROOT / "models" / "mnist", Path("/tmp/smoke_models")):
-        versions = sorted(
-            (int(p.name), p) for p in base.glob("*") if p.name.isdigit() and (p / "saved_model.pb").exists()
-        )
+        versions = {
+            n: p for n, p in layout.list_versions(base).items() if (p / layout.SAVED_MODEL_FILE).exists()
+        }
         if versions:
-            return versions[0][1]
+            return versions[min(versions)]
     raise SystemExit("no SavedModel found under models/mnist or /tmp/smoke_models")
 
 
@@ -176,14 +178,10 @@ def in_process_caller(model_dir: Path, image: np.ndarray):
 
 
 def in_process_tflite_caller(model_dir: Path, image: np.ndarray):
-    """The plain way to call the version's model.tflite: one tf.lite.Interpreter, its signature runner."""
-    import warnings
+    """The plain way to call the version's model.tflite: an ai-edge-litert interpreter's signature runner."""
+    from ai_edge_litert.interpreter import Interpreter
 
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "tf.lite.Interpreter will move to ai-edge-litert"
-        interpreter = tf.lite.Interpreter(model_path=str(model_dir / "model.tflite"), num_threads=1)
+    interpreter = Interpreter(model_path=str(layout.tflite_path(model_dir)), num_threads=1)
     runner = interpreter.get_signature_runner("serving_default")
 
     def call(index: int) -> None:
@@ -226,7 +224,7 @@ def main() -> int:
     # In-process after the server stopped, so the baseline does not share the CPUs with it: the
     # SavedModel, and the model.tflite the server prefers when the version has one.
     baselines = [("in-process SavedModel", in_process_caller(model_dir, image), args.concurrency)]
-    if (model_dir / "model.tflite").is_file():
+    if layout.tflite_path(model_dir).is_file():
         # One interpreter serves one call at a time: concurrency 1 only.
         tflite_levels = [c for c in args.concurrency if c == 1]
         baselines.append(("in-process TFLite", in_process_tflite_caller(model_dir, image), tflite_levels))

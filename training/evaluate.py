@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contract import mnist
+from contract import layout, mnist
 
 EVAL_BATCH = 1000
 
@@ -71,15 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"), help="output directory")
     args = parser.parse_args(argv)
 
-    from training.export import existing_versions
-
-    versions = existing_versions(args.model_dir)
-    version = args.version if args.version is not None else (versions[-1] if versions else None)
+    versions = layout.list_versions(args.model_dir)
+    version = args.version if args.version is not None else max(versions, default=None)
     if version is None or version not in versions:
-        print(f"evaluate: no version {version} under {args.model_dir} (have {versions})", file=sys.stderr)
+        print(
+            f"evaluate: no version {version} under {args.model_dir} (have {sorted(versions)})",
+            file=sys.stderr,
+        )
         return 1
     _, test = load_mnist(args.data_dir)
-    probabilities = predict_saved_model(args.model_dir / str(version), test.images)
+    probabilities = predict_saved_model(versions[version], test.images)
     report = {
         "model": mnist.MODEL_NAME,
         "version": version,

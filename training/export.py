@@ -1,43 +1,36 @@
 """Export a trained Keras model as a TF Serving SavedModel version, atomically."""
 
 import argparse
+import json
 import os
 import shutil
 import sys
 import uuid
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
-from flatbuffers import flexbuffers
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
-from tensorflow.lite.python import schema_py_generated as schema_fb
-from tensorflow.lite.tools import flatbuffer_utils
 
-from contract import mnist
+from contract import layout, mnist, tflite_signatures
 
-TFLITE_FILE = "model.tflite"  # the name TF Serving looks for in a version directory
-SIGNATURE_DEFS_METADATA = "signature_defs_metadata"  # tflite::kSignatureDefsMetadataName
+STAGING_PREFIX = ".staging-"  # non-numeric, so TF Serving never serves a version being written
 
 
 class VersionExistsError(FileExistsError):
     """The target version directory already exists; versions are never overwritten."""
 
 
-def existing_versions(model_dir: Path) -> list[int]:
-    """Numeric version directories under `model_dir`, as TF Serving sees them, ascending."""
-    if not model_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
-
-
 def next_version(model_dir: Path) -> int:
     """One more than the highest existing version (1 for an empty directory)."""
-    versions = existing_versions(model_dir)
-    return versions[-1] + 1 if versions else 1
+    return max(layout.list_versions(model_dir), default=0) + 1
+
+
+def version_size_bytes(version_dir: Path) -> int:
+    """The model card's `size_bytes`: every file of the version but the card itself."""
+    card = layout.model_card_path(version_dir)
+    return sum(p.stat().st_size for p in Path(version_dir).rglob("*") if p.is_file() and p != card)
 
 
 def write_saved_model(model: keras.Model, target: Path) -> None:
@@ -58,32 +51,34 @@ def write_saved_model(model: keras.Model, target: Path) -> None:
 
 
 def write_tflite(saved_model_dir: Path) -> Path:
-    """Convert the SavedModel to `<dir>/model.tflite`, float32 and unquantized, signatures kept."""
+    """Convert the SavedModel to `<dir>/model.tflite`, float32 and unquantized, signatures kept.
+
+    Only for a directory being built: a published version is never written into (see `publish_with_tflite`).
+    """
     # TF Serving serves this file instead of saved_model.pb under --prefer_tflite_model.
     saved_model_dir = Path(saved_model_dir)
     converted = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir)).convert()
-    target = saved_model_dir / TFLITE_FILE
+    target = layout.tflite_path(saved_model_dir)
     target.write_bytes(_with_signature_defs(converted, _saved_model_signatures(saved_model_dir)))
     return target
 
 
 def _saved_model_signatures(saved_model_dir: Path) -> dict[str, meta_graph_pb2.SignatureDef]:
-    saved_model = saved_model_pb2.SavedModel.FromString((saved_model_dir / "saved_model.pb").read_bytes())
+    path = Path(saved_model_dir) / layout.SAVED_MODEL_FILE
+    saved_model = saved_model_pb2.SavedModel.FromString(path.read_bytes())
     graph = next(g for g in saved_model.meta_graphs if "serve" in g.meta_info_def.tags)
     return dict(graph.signature_def)
 
 
 def _with_signature_defs(content: bytes, signature_defs: dict[str, meta_graph_pb2.SignatureDef]) -> bytes:
-    """`content` with the SignatureDefs TF Serving reads from a .tflite file, naming TFLite tensors.
+    """`content` with the SavedModel's SignatureDefs, naming TFLite tensors, where TF Serving reads them.
 
-    TF Serving's TfLiteSession takes a model's signatures from the "signature_defs_metadata" entry
-    (tensorflow/lite/tools/signature/signature_def_util.cc: a FlexBuffer map of key -> serialized
-    SignatureDef). The converter does not write it, and without it TF Serving makes up a signature whose
-    aliases are tensor names ("serving_default_image"), which no client of the SavedModel would send.
+    Without the "signature_defs_metadata" entry TF Serving makes up a signature whose aliases are tensor
+    names ("serving_default_image"), which no client of the SavedModel would send.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "tf.lite.Interpreter will move to ai-edge-litert"
-        interpreter = tf.lite.Interpreter(model_content=content)
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
     serialized = {}
     for key in interpreter.get_signature_list():
         runner = interpreter.get_signature_runner(key)
@@ -94,24 +89,23 @@ def _with_signature_defs(content: bytes, signature_defs: dict[str, meta_graph_pb
         for alias, detail in runner.get_output_details().items():
             definition.outputs[alias].name = detail["name"]
         serialized[key] = definition.SerializeToString()
-        if b"\0" in serialized[key]:  # TF Serving reads the value as a C string
-            raise ValueError(f"signature {key!r} serializes with a NUL byte; TF Serving would truncate it")
-    builder = flexbuffers.Builder()
-    with builder.Map():
-        for key in sorted(serialized):
-            builder.Key(key)
-            # Builder.String() only takes text; a serialized proto is bytes, stored as a FlexBuffer
-            # string like C++'s fbb.String(key, bytes) does.
-            builder._WriteBlob(serialized[key], append_zero=True, type_=flexbuffers.Type.STRING)
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-    buffer = schema_fb.BufferT()
-    buffer.data = np.frombuffer(bytes(builder.Finish()), np.uint8)
-    model.buffers.append(buffer)
-    metadata = schema_fb.MetadataT()
-    metadata.name = SIGNATURE_DEFS_METADATA
-    metadata.buffer = len(model.buffers) - 1
-    model.metadata = [*(model.metadata or []), metadata]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return tflite_signatures.with_signature_defs(content, serialized)
+
+
+def publish(staging: Path, model_dir: Path, version: int | None = None) -> Path:
+    """Rename a complete `staging` directory to `<model_dir>/<version>` (default: the next one)."""
+    version = version if version is not None else next_version(model_dir)
+    target = Path(model_dir) / str(version)
+    # os.rename would silently replace an empty directory; refuse any existing target instead.
+    if target.exists():
+        raise VersionExistsError(f"{target} exists; versions are never overwritten")
+    os.rename(staging, target)
+    return target
+
+
+def new_staging_dir(model_dir: Path) -> Path:
+    """A fresh, not yet existing staging path next to the versions."""
+    return Path(model_dir) / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
 
 
 def export_model(
@@ -127,30 +121,58 @@ def export_model(
     """
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    staging = model_dir / f".staging-{uuid.uuid4().hex}"
+    staging = new_staging_dir(model_dir)
     try:
         write_saved_model(model, staging)
         write_tflite(staging)
-        (staging / "assets.extra").mkdir(exist_ok=True)
+        (staging / layout.ASSETS_EXTRA_DIR).mkdir(exist_ok=True)
         if annotate is not None:
             annotate(staging)
-        version = version if version is not None else next_version(model_dir)
-        target = model_dir / str(version)
-        # os.rename would silently replace an empty directory; refuse any existing target instead.
-        if target.exists():
-            raise VersionExistsError(f"{target} exists; versions are never overwritten")
-        os.rename(staging, target)
+        return publish(staging, model_dir, version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
+
+
+def publish_with_tflite(version_dir: Path) -> Path:
+    """Publish a copy of `version_dir` with a model.tflite as the next version; `version_dir` is untouched.
+
+    Published versions are immutable, so a version exported without model.tflite gets a successor
+    instead: copied to a staging directory, converted, its model card's `size_bytes` brought up to date
+    (and `published_from_version` set), then renamed to `<highest + 1>`.
+    """
+    version_dir = Path(version_dir)
+    if not (version_dir / layout.SAVED_MODEL_FILE).is_file():
+        raise FileNotFoundError(f"{version_dir} has no {layout.SAVED_MODEL_FILE}")
+    if layout.tflite_path(version_dir).exists():
+        raise ValueError(f"{version_dir} already has {layout.TFLITE_FILE}; nothing to publish")
+    model_dir = version_dir.parent
+    staging = new_staging_dir(model_dir)
+    try:
+        shutil.copytree(version_dir, staging)
+        write_tflite(staging)
+        card_path = layout.model_card_path(staging)
+        if card_path.is_file():
+            card = json.loads(card_path.read_text())
+            card["size_bytes"] = version_size_bytes(staging)
+            if version_dir.name.isdigit():
+                card["published_from_version"] = int(version_dir.name)
+            card_path.write_text(json.dumps(card, indent=2) + "\n")
+        return publish(staging, model_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:
-    """`python -m training.export <version dir>...`: add model.tflite to versions exported without one."""
+    """`python -m training.export <version dir>`: publish a copy with model.tflite as the next version."""
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("version_dirs", nargs="+", type=Path, help="SavedModel version directories")
-    for version_dir in parser.parse_args(argv).version_dirs:
-        print(write_tflite(version_dir))
+    parser.add_argument("version_dir", type=Path, help="a published SavedModel version without model.tflite")
+    version_dir = parser.parse_args(argv).version_dir
+    try:
+        target = publish_with_tflite(version_dir)
+    except (OSError, ValueError) as exc:  # a missing or complete source, an unwritable model dir
+        print(f"export: {exc}", file=sys.stderr)
+        return 1
+    print(f"published {target} (= {version_dir} + {layout.TFLITE_FILE})")
     return 0
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contract import mnist
+from contract import layout, mnist
 
 DEFAULTS = {
     "epochs": 15,
@@ -116,11 +116,6 @@ def git_commit() -> str:
         return "unknown"
 
 
-def directory_bytes(path: Path) -> int:
-    """Total size of the files under `path`."""
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
-
-
 def build_model_card(
     metrics: dict,
     options,
@@ -216,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     from training.dataset import load_mnist
     from training.evaluate import metrics_from, predict_saved_model
-    from training.export import VersionExistsError, export_model
+    from training.export import VersionExistsError, export_model, version_size_bytes
     from training.idx import IdxFormatError
     from training.warmup import write_warmup_requests
 
@@ -251,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         write_warmup_requests(staging)
-        card["size_bytes"] = directory_bytes(staging)
-        (staging / "assets.extra" / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
+        card["size_bytes"] = version_size_bytes(staging)
+        layout.model_card_path(staging).write_text(json.dumps(card, indent=2) + "\n")
 
     try:
         target = export_model(model, options.model_dir, annotate=annotate, version=options.version)

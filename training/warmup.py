@@ -4,9 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from contract import mnist
+from contract import layout, mnist
 
-WARMUP_FILE = "tf_serving_warmup_requests"
 WARMUP_BATCH_SIZES = (1, 8)
 
 
@@ -15,7 +14,7 @@ def write_warmup_requests(version_dir: Path) -> Path:
     import tensorflow as tf
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-    path = Path(version_dir) / "assets.extra" / WARMUP_FILE
+    path = layout.warmup_path(version_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
         for batch in WARMUP_BATCH_SIZES:

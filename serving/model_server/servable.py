@@ -9,9 +9,9 @@ import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
-from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 from tensorflow_serving.apis import prediction_log_pb2
 
+from contract import layout
 from serving.model_server import tensors
 from serving.model_server.errors import ServingError, failed_precondition, invalid_argument
 from serving.model_server.tflite import TfLiteModel, tflite_path
@@ -20,58 +20,11 @@ log = logging.getLogger(__name__)
 
 SERVE_TAG = "serve"
 DEFAULT_SIGNATURE = "serving_default"
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
-# Freezing keeps a second copy of the weights; past this, serving from the variables is the better deal.
-FREEZE_MAX_BYTES = 1 << 30
-VARIABLE_WRITE_OPS = ("Assign", "ResourceApply", "ResourceScatter", "ResourceStridedSliceAssign")
 PREDICT_METHOD_NAMES = (
     "tensorflow/serving/predict",
     "tensorflow/serving/classify",
     "tensorflow/serving/regress",
 )
-
-
-class _FlatCall:
-    """Calls a signature's graph function with flat tensors, skipping per-call argument binding.
-
-    The public `ConcreteFunction.__call__` re-binds keyword arguments and re-packs outputs on every call
-    (about 0.5 ms here); TF Serving's Session::Run has no such cost. This uses the function's flat calling
-    convention (TensorFlow 2.21, pinned in serving/requirements.txt); `Servable` checks it against the
-    public call at load time and falls back to the public call if they disagree or the API is missing.
-
-    The graph is also frozen (variables become constants) when nothing in it writes a variable and the
-    weights are under FREEZE_MAX_BYTES: no variable reads per call, and oneDNN caches its reordered conv
-    filters, which it only does for constant filters (0.5 ms off a gateway request here). The cost is a
-    second copy of the weights in memory.
-    """
-
-    def __init__(self, function):
-        self._input_names = list(function._arg_keywords)
-        self._output_names = sorted(function.structured_outputs)  # tf.nest.flatten order of a dict
-        self.frozen = False
-        target = function
-        if _freezable(function):
-            try:
-                target = convert_variables_to_constants_v2(function)
-                self.frozen = True
-            except Exception as exc:  # unsupported resources: serve the variables as they are
-                log.info("Not freezing a signature of %s: %s", function.name, exc)
-        self._call = target._inference_function.call_flat
-        self._captures = list(target.captured_inputs)
-
-    def __call__(self, **feeds):
-        outputs = self._call(*[feeds[name] for name in self._input_names], *self._captures)
-        return dict(zip(self._output_names, outputs, strict=True))
-
-
-def _freezable(function) -> bool:
-    """Whether `function` only reads its variables and they total at most FREEZE_MAX_BYTES."""
-    size = sum(v.shape.num_elements() * v.dtype.size for v in function.variables)
-    if size > FREEZE_MAX_BYTES:
-        return False
-    graph = function.graph.as_graph_def()
-    nodes = [*graph.node, *(node for f in graph.library.function for node in f.node_def)]
-    return not any(node.op.startswith(VARIABLE_WRITE_OPS) for node in nodes)
 
 
 @dataclass
@@ -82,13 +35,12 @@ class _Signature:
     function: object
     input_dtypes: dict[str, int]
     input_shapes: dict[str, tuple[int, ...] | None]
-    fast: object | None = None  # _FlatCall once verified against `function`
     tflite: bool = False  # run by the version's model.tflite, once verified against `function`
 
 
 def _read_signature_defs(export_dir: Path) -> dict[str, meta_graph_pb2.SignatureDef]:
     saved_model = saved_model_pb2.SavedModel()
-    saved_model.ParseFromString((export_dir / "saved_model.pb").read_bytes())
+    saved_model.ParseFromString((export_dir / layout.SAVED_MODEL_FILE).read_bytes())
     for meta_graph in saved_model.meta_graphs:
         if SERVE_TAG in meta_graph.meta_info_def.tags:
             return {name: sig for name, sig in meta_graph.signature_def.items() if not name.startswith("__")}
@@ -195,7 +147,7 @@ class Servable:
             return {alias: results[alias] for alias in outputs_wanted}
         try:
             tensors_in = {alias: tf.convert_to_tensor(array) for alias, array in feeds.items()}
-            results = (signature.fast or signature.function)(**tensors_in)
+            results = signature.function(**tensors_in)
         except tf.errors.OpError as exc:
             raise ServingError(_grpc_code(exc), exc.message) from None
         except (TypeError, ValueError) as exc:
@@ -203,26 +155,7 @@ class Servable:
         return {alias: results[alias].numpy() for alias in outputs_wanted}
 
     def enable_fast_calls(self, sample_inputs: dict[str, dict[str, np.ndarray]]) -> None:
-        """Switch each signature to _FlatCall if it gives the public call's answers on `sample_inputs`."""
-        for name, signature in self._signatures.items():
-            inputs = sample_inputs.get(name)
-            if inputs is None:
-                continue
-            try:
-                fast = _FlatCall(signature.function)
-                feeds = {alias: tf.convert_to_tensor(array) for alias, array in inputs.items()}
-                expected = signature.function(**feeds)
-                got = fast(**feeds)
-                same = set(got) == set(expected) and all(
-                    np.allclose(got[k].numpy(), expected[k].numpy(), rtol=1e-5, atol=1e-6) for k in expected
-                )
-            except Exception as exc:  # private API changed: keep the public call
-                log.warning("Fast signature calls unavailable for %s/%s: %s", self.export_dir, name, exc)
-                continue
-            if same:
-                signature.fast = fast
-            else:
-                log.warning("Fast signature call disagrees with the public call for %s; not used", name)
+        """Does nothing: signatures always run through their public call (kept while server.py calls it)."""
 
     def enable_tflite(self, sample_inputs: dict[str, dict[str, np.ndarray]]) -> None:
         """Run each signature with model.tflite if it has the same inputs and outputs and answers alike.
@@ -289,7 +222,7 @@ class Servable:
 
     def warm_up(self) -> int:
         """Replay assets.extra/tf_serving_warmup_requests (PredictLog records); return how many ran."""
-        path = self.export_dir / WARMUP_FILE
+        path = layout.warmup_path(self.export_dir)
         if not path.is_file():
             return 0
         count = 0

@@ -1,4 +1,4 @@
-"""A real SavedModel version in-process: signatures, validation messages, warm-up and the fast call path."""
+"""A real SavedModel version in-process: public signature calls, validation messages, warm-up."""
 
 import gc
 
@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from serving.model_server.errors import ServingError
-from serving.model_server.servable import Servable, _FlatCall
+from serving.model_server.servable import Servable
 from serving.model_server.server import servable_loader
 from tests.support.model_server import default_model_version_dir
 
@@ -20,27 +20,19 @@ def servable():
     return Servable("mnist", 1, default_model_version_dir())
 
 
-def test_fast_calls_match_the_public_signature_call(servable):
+def test_predict_answers_like_the_public_signature_call(servable):
+    loaded = tf.saved_model.load(str(default_model_version_dir()))
     public = {
-        k: v.numpy()
-        for k, v in tf.saved_model.load(str(default_model_version_dir()))
-        .signatures["serving_default"](image=tf.constant(IMAGES))
-        .items()
+        k: v.numpy() for k, v in loaded.signatures["serving_default"](image=tf.constant(IMAGES)).items()
     }
-    servable.enable_fast_calls(servable.sample_inputs())
-    assert servable._signatures["serving_default"].fast is not None
+    servable.enable_tflite(servable.sample_inputs())  # no tflite_pools: the SavedModel serves
     got = servable.predict("", {"image": IMAGES})
-    np.testing.assert_allclose(got["probabilities"], public["probabilities"], rtol=1e-5)
+    np.testing.assert_array_equal(got["probabilities"], public["probabilities"])
     np.testing.assert_array_equal(got["digit"], public["digit"])
 
 
-def test_the_mnist_signature_is_served_frozen(servable):
-    servable.enable_fast_calls(servable.sample_inputs())
-    assert servable._signatures["serving_default"].fast.frozen
-
-
 class Counter(tf.Module):
-    """A model whose signature writes a variable: freezing it would change what it computes."""
+    """A model whose signature writes a variable: each call must see the last one's write."""
 
     def __init__(self):
         self.calls = tf.Variable(0.0)
@@ -52,12 +44,10 @@ class Counter(tf.Module):
         return {"y": x * self.scale, "calls": tf.fill(tf.shape(x), self.calls.read_value())}
 
 
-def test_a_signature_that_writes_variables_is_not_frozen(tmp_path):
+def test_a_signature_that_writes_variables_keeps_its_state(tmp_path):
     module = Counter()
     tf.saved_model.save(module, str(tmp_path / "1"), signatures={"serving_default": module.serve})
     counter = Servable("counter", 1, tmp_path / "1")
-    assert not _FlatCall(counter._signatures["serving_default"].function).frozen
-    counter.enable_fast_calls(counter.sample_inputs())
     first = counter.predict("", {"x": np.ones(1, np.float32)})["calls"]
     second = counter.predict("", {"x": np.ones(1, np.float32)})["calls"]
     assert second[0] == first[0] + 1

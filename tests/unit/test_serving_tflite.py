@@ -2,14 +2,17 @@
 
 import shutil
 import threading
-import warnings
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+from flatbuffers import flexbuffers
 
+from contract import tflite_signatures
+from contract.layout import TFLITE_FILE
 from serving.model_server.servable import Servable
-from serving.model_server.tflite import TFLITE_FILE, TfLiteModel, read_signature_defs
+from serving.model_server.tflite import TfLiteModel, read_signature_defs
 from tests.support.model_server import default_model_version_dir
 from training.export import export_model, write_tflite
 from training.model import build_model
@@ -49,9 +52,7 @@ def test_tflite_signature_metadata_matches_the_saved_model(version_dir):
             assert ours[alias].dtype == theirs[alias].dtype
             assert ours[alias].tensor_shape == theirs[alias].tensor_shape
     # TensorInfo names are the TFLite tensors TF Serving's TfLiteSession looks up.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        interpreter = tf.lite.Interpreter(model_path=str(version_dir / TFLITE_FILE))
+    interpreter = Interpreter(model_path=str(version_dir / TFLITE_FILE))
     names = {d["name"] for d in interpreter.get_input_details() + interpreter.get_output_details()}
     assert {info.name for info in [*lite.inputs.values(), *lite.outputs.values()]} <= names
 
@@ -122,3 +123,38 @@ def test_export_writes_a_tflite_model_with_signature_metadata(tmp_path):
     definitions = read_signature_defs((target / TFLITE_FILE).read_bytes())
     assert set(definitions["serving_default"].inputs) == {"image"}
     assert set(definitions["serving_default"].outputs) == {"probabilities", "digit"}
+
+
+# Not UTF-8 (0xff, 0x80), so flexbuffers.Builder.String could not store them; a -1 dimension encodes so.
+BINARY_VALUES = {"serving_default": b"\x12\xff\xff\x80\x01 proto", "b": b"", "a": bytes(range(1, 256))}
+
+
+def test_signature_map_values_are_strings_holding_any_bytes():
+    root = flexbuffers.GetRoot(tflite_signatures.string_map(BINARY_VALUES))
+    entries = root.AsMap
+    # TF Serving reads each value with AsString(): it must be a STRING, not a BLOB.
+    assert all(value.IsString for value in entries.Values)
+    assert [key.AsKey for key in entries.Keys] == ["a", "b", "serving_default"]
+    for key, value in BINARY_VALUES.items():
+        assert entries[key].AsStringBytes == value  # lookup by key binary-searches the sorted keys
+
+
+def test_a_signature_with_a_nul_byte_is_refused():
+    # TF Serving reads the value as a C string and would silently cut it.
+    with pytest.raises(ValueError, match="NUL"):
+        tflite_signatures.with_signature_defs(b"", {"serving_default": b"a\0b"})
+
+
+def test_signature_metadata_is_written_once(version_dir):
+    content = (version_dir / TFLITE_FILE).read_bytes()
+    with pytest.raises(ValueError, match="already has"):
+        tflite_signatures.with_signature_defs(content, {"serving_default": b"x"})
+
+
+def test_signature_metadata_round_trips_through_a_converted_model(version_dir):
+    converted = tf.lite.TFLiteConverter.from_saved_model(str(version_dir)).convert()
+    written = tflite_signatures.with_signature_defs(converted, BINARY_VALUES)
+    assert tflite_signatures.read_signature_defs(written) == BINARY_VALUES
+    # The model still loads and runs in the interpreter with the extra buffer.
+    runner = Interpreter(model_content=written).get_signature_runner("serving_default")
+    assert runner(image=DIGITS[:1])["probabilities"].shape == (1, 10)
