@@ -26,8 +26,11 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
     models = tmp_path / "models" / "mnist"
     models.mkdir(parents=True)
     shutil.copytree(BASELINE, models / "1")
-    config = tmp_path / "models.config"
-    config.write_text(
+    # The live state, seeded before `up` (ensure_state keeps an existing live config): the stack's model
+    # server reads it and the lifecycle commands edit it.
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "models.config").write_text(
         "model_config_list {\n  config {\n    name: 'mnist'\n"
         f"    base_path: '{models}'\n    model_platform: 'tensorflow'\n"
         "    model_version_policy { all {} }\n"
@@ -39,8 +42,7 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         "STACK_MODE": "local",
         "STORAGE_PATH_PREFIX": "",  # the test config names its tmp models directory absolutely
         "RUN_DIR": str(tmp_path / "run"),
-        "MODEL_CONFIG_FILE": str(config),
-        "ROUTING_FILE": str(tmp_path / "routing.json"),
+        "STATE_DIR": str(state),
         "TF_SERVING_GRPC_PORT": str(free_port()),
         "TF_SERVING_REST_PORT": str(free_port()),
         "GATEWAY_PORT": str(gateway_port),
@@ -126,7 +128,7 @@ def digits():
 @pytest.mark.slow
 def test_lifecycle_under_traffic_has_zero_failed_requests(tmp_path, digits):
     env = stack_env(tmp_path)
-    models = Path(env["MODEL_CONFIG_FILE"]).parent / "models" / "mnist"
+    models = Path(env["STATE_DIR"]).parent / "models" / "mnist"
     timings: dict[str, float] = {}
     started = time.monotonic()
     result = stack(env, "up")
