@@ -1,7 +1,9 @@
 """--prefer_tflite_model: model.tflite has TF Serving's signature metadata and answers like the SavedModel."""
 
 import shutil
+import subprocess
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,3 +160,28 @@ def test_signature_metadata_round_trips_through_a_converted_model(version_dir):
     # The model still loads and runs in the interpreter with the extra buffer.
     runner = Interpreter(model_content=written).get_signature_runner("serving_default")
     assert runner(image=DIGITS[:1])["probabilities"].shape == (1, 10)
+
+
+FLEXBUFFERS_HEADER = Path("/usr/include/flatbuffers/flexbuffers.h")
+READER_SOURCE = Path(__file__).resolve().parents[1] / "support" / "flexbuffer_map_reader.cc"
+
+
+@pytest.mark.skipif(
+    not (FLEXBUFFERS_HEADER.is_file() and shutil.which("g++")),
+    reason="needs g++ and FlatBuffers' C++ headers (Debian: libflatbuffers-dev)",
+)
+def test_the_cpp_flexbuffers_reader_reads_what_tf_serving_reads(tmp_path, version_dir):
+    # The C++ reader is what TF Serving runs; the Python one could share a misreading with our writer.
+    reader = tmp_path / "reader"
+    subprocess.run(["g++", "-std=c++17", str(READER_SOURCE), "-o", str(reader)], check=True, timeout=120)
+    signature_defs = tflite_signatures.read_signature_defs((version_dir / TFLITE_FILE).read_bytes())
+    # Values past 64 KiB need wide offsets; keys come back sorted.
+    for entries in (BINARY_VALUES | {"large": b"x" * 70_000}, signature_defs):
+        (tmp_path / "map.bin").write_bytes(tflite_signatures.string_map(entries))
+        lines = subprocess.run(
+            [str(reader), str(tmp_path / "map.bin")], capture_output=True, text=True, check=True, timeout=60
+        ).stdout.splitlines()
+        rows = [line.split(" ", 2) for line in lines]  # "key length hex"
+        assert {key: bytes.fromhex(value) for key, _, value in rows} == entries
+        assert [int(length) for _, length, _ in rows] == [len(entries[key]) for key, _, _ in rows]
+        assert [key for key, _, _ in rows] == sorted(entries)

@@ -92,7 +92,16 @@ def test_loss_went_down_and_card_is_complete(exported):
         "t10k-images-idx3-ubyte",
         "t10k-labels-idx1-ubyte",
     }
-    assert card["size_bytes"] > 0 and card["training_time_s"] > 0
+    assert card["training_time_s"] > 0
+
+
+def test_card_size_counts_every_file_but_the_card_model_tflite_included(exported):
+    from training.export import version_size_bytes
+
+    model_dir, _ = exported
+    card = json.loads((model_dir / "8" / "assets.extra" / "model_card.json").read_text())
+    assert (model_dir / "8" / "model.tflite").stat().st_size > 0
+    assert card["size_bytes"] == version_size_bytes(model_dir / "8")
 
 
 def test_warmup_records_are_written(exported):
