@@ -185,3 +185,11 @@ def test_the_cpp_flexbuffers_reader_reads_what_tf_serving_reads(tmp_path, versio
         assert {key: bytes.fromhex(value) for key, _, value in rows} == entries
         assert [int(length) for _, length, _ in rows] == [len(entries[key]) for key, _, _ in rows]
         assert [key for key, _, _ in rows] == sorted(entries)
+
+
+def test_a_version_exported_now_is_served_by_its_tflite_model(tmp_path):
+    target = export_model(build_model(dense_units=8), tmp_path, version=1)
+    servable = Servable("mnist", 1, target, tflite_pools=1)
+    servable.enable_tflite(servable.sample_inputs())
+    assert servable._signatures["serving_default"].tflite
+    assert servable.predict("", {"image": DIGITS})["digit"].shape == (5,)
