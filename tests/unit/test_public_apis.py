@@ -2,7 +2,7 @@
 
 Scans every .py file of the product with `ast`. Flagged:
 - imports of private modules: grpc._cython, tensorflow.python, tensorflow.lite.python, or any module path
-  of a third-party package with a `_`-prefixed component (`from x import _y` too);
+  of a third-party package with a `_`-prefixed component (`from x import _y` and import_module too);
 - `x._name` (and `getattr(x, "_name")`) for a non-dunder `_name`, unless `x` is `self` or `cls`, one of
   our own modules, or the access is in ALLOWED below with its reason.
 """
@@ -86,6 +86,16 @@ class _Scanner(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
+        # importlib.import_module("x._y") and __import__("x._y") are imports spelled as strings.
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if (
+            name in {"import_module", "__import__"}
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and _private_module(node.args[0].value)
+        ):
+            self.findings.append((node.lineno, f"import {node.args[0].value}"))
         # getattr(x, "_name") is the same access spelled as a string.
         if (
             isinstance(node.func, ast.Name)
@@ -145,6 +155,8 @@ def _scan_product() -> tuple[list[str], set[tuple[str, str]]]:
         ("def f(fn):\n    return fn._arg_keywords", ["fn._arg_keywords"]),
         ("b = flexbuffers.Builder()\nb._WriteBlob(x)", ["b._WriteBlob"]),
         ("getattr(server, '_state')", ["server._state"]),
+        ("importlib.import_module('tensorflow.python.ops')", ["import tensorflow.python.ops"]),
+        ("self._interpreter._get_full_signature_list()", ["self._interpreter._get_full_signature_list"]),
         ("x.__class__", []),
         ("class A:\n    def f(self):\n        return self._x", []),
         ("from serving.model_server import tensors\ntensors._helper()", []),
