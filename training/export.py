@@ -66,7 +66,7 @@ def write_tflite(saved_model_dir: Path) -> Path:
 def _saved_model_signatures(saved_model_dir: Path) -> dict[str, meta_graph_pb2.SignatureDef]:
     path = Path(saved_model_dir) / layout.SAVED_MODEL_FILE
     saved_model = saved_model_pb2.SavedModel.FromString(path.read_bytes())
-    graph = next(g for g in saved_model.meta_graphs if "serve" in g.meta_info_def.tags)
+    graph = next(g for g in saved_model.meta_graphs if tf.saved_model.SERVING in g.meta_info_def.tags)
     return dict(graph.signature_def)
 
 

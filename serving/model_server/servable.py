@@ -18,7 +18,7 @@ from serving.model_server.tflite import TfLiteModel, tflite_path
 
 log = logging.getLogger(__name__)
 
-SERVE_TAG = "serve"
+SERVE_TAG = tf.saved_model.SERVING  # "serve"
 DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD_NAMES = (
     "tensorflow/serving/predict",
