@@ -279,6 +279,22 @@ def main() -> int:
         "--concurrency", type=int, nargs="+", default=[1, 16], help="client concurrency levels"
     )
     parser.add_argument("--skip-seed", action="store_true", help="measure the gateway only")
+    parser.add_argument(
+        "--also-gateway",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also measure the gateway of another source tree (e.g. `git archive` of an older commit)",
+    )
+    parser.add_argument(
+        "--payloads", nargs="+", default=["png", "pixels"], choices=["png", "pixels"], help="bodies to send"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="split each cell into this many rounds, systems alternating, so drift hits all alike",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
@@ -292,8 +308,19 @@ def main() -> int:
             gateway_env(server.grpc_port, server.rest_port, "grpc", ROUTING_FILE=str(work / "routing.json")),
         )
         started.append(gateway)
-        gateway_port = int(gateway.url.rsplit(":", 1)[1])
-        systems = {"gateway": gateway_port}
+        systems = {"gateway": int(gateway.url.rsplit(":", 1)[1])}
+        for spec in args.also_gateway:
+            name, _, directory = spec.partition("=")
+            other = start_gateway(
+                work,
+                gateway_env(
+                    server.grpc_port, server.rest_port, "grpc", ROUTING_FILE=str(work / "routing.json")
+                ),
+                name=name,
+                source_dir=Path(directory),
+            )
+            started.append(other)
+            systems[name] = int(other.url.rsplit(":", 1)[1])
         if not args.skip_seed:
             seed_port = free_port()
             seed = ServiceProcess(
@@ -307,12 +334,27 @@ def main() -> int:
             systems["seed"] = seed_port
         bodies = payloads(sample_digit())
         results = []
-        for system, port in systems.items():
-            for payload, (body, content_type) in bodies.items():
-                for concurrency in args.concurrency:
-                    latencies, errors, wall, client_cpu = run_cell(
-                        port, body, content_type, concurrency, args.max_requests, args.seconds
-                    )
+        rounds = max(1, args.rounds)
+        for payload in args.payloads:
+            body, content_type = bodies[payload]
+            for concurrency in args.concurrency:
+                runs: dict[str, list] = {system: [[], 0, 0.0, 0.0] for system in systems}
+                for _ in range(rounds):
+                    for system, port in systems.items():
+                        latencies, errors, wall, client_cpu = run_cell(
+                            port,
+                            body,
+                            content_type,
+                            concurrency,
+                            args.max_requests // rounds,
+                            args.seconds / rounds,
+                        )
+                        run = runs[system]
+                        run[0] += latencies
+                        run[1] += errors
+                        run[2] += wall
+                        run[3] += client_cpu / rounds
+                for system, (latencies, errors, wall, client_cpu) in runs.items():
                     result = summarise(system, payload, concurrency, latencies, errors, wall, client_cpu)
                     print(
                         f"{system:8s} {payload:7s} c={concurrency:<3d} n={result.requests:<5d} "

@@ -4,7 +4,6 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flask import Request
@@ -12,7 +11,6 @@ from flask import Request
 from contract.mnist import DEFAULT_PREPROCESSING, IMAGE_HEIGHT, IMAGE_WIDTH, PREPROCESSING_MODES
 from contract.parsing import parse_bool
 from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedImage
-from gateway.multipart import lone_file
 
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 DATA_URL_PREFIX = re.compile(r"^data:[^,]{0,200},", re.IGNORECASE)
@@ -113,13 +111,9 @@ def body_kind(request: Request) -> str:
     )
 
 
-def parse_options(request: Request, body: dict | None, form: Mapping[str, str] | None = None) -> Options:
-    """Options from the query string, form fields and JSON fields (JSON wins), validated (400).
-
-    `form` defaults to the request's multipart form fields, if any.
-    """
-    if form is None:
-        form = request.form if request.mimetype == "multipart/form-data" else {}
+def parse_options(request: Request, body: dict | None) -> Options:
+    """Options from the query string, multipart form fields and JSON fields (JSON wins), validated (400)."""
+    form = request.form if request.mimetype == "multipart/form-data" else {}
     raw: dict[str, object] = {}
     for source in (request.args, form):
         for name in OPTION_NAMES:
@@ -205,10 +199,6 @@ def single_input(request: Request, max_bytes: int, max_request_bytes: int) -> tu
     limit_body(request, single_body_limit(max_bytes, max_request_bytes))
     kind = body_kind(request)
     if kind == "multipart":
-        data = lone_file(request, "image")
-        if data is not None:
-            _check_size(data, max_bytes)
-            return ImageInput(data=data), parse_options(request, None, form={})
         storage = request.files.get("image")
         if storage is None:
             raise BadRequest("multipart body has no file field 'image'", code="missing_image")

@@ -6,7 +6,6 @@ contract/mnist.py: 28x28, white digit on black.
 """
 
 import io
-import struct
 import warnings
 from collections.abc import Sequence
 
@@ -34,14 +33,6 @@ NOISE_LEVEL = 0.01
 MIN_BLOB_SHARE = 0.03
 # Median MNIST stroke width is ~2.2 px in the 28x28 frame; strokes far off that are normalised.
 TARGET_STROKE_PX = 2.2
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# OpenCV colour->gray conversion by (channels in BGR order, has alpha).
-_GRAY_CONVERSIONS = {
-    (True, True): cv2.COLOR_BGRA2GRAY,
-    (True, False): cv2.COLOR_BGR2GRAY,
-    (False, True): cv2.COLOR_RGBA2GRAY,
-    (False, False): cv2.COLOR_RGB2GRAY,
-}
 
 
 def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
@@ -53,10 +44,6 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
     """
     if not data:
         raise UnsupportedImage("empty image")
-    if data.startswith(PNG_SIGNATURE):
-        gray = _decode_png(data, max_pixels)
-        if gray is not None:
-            return gray
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -96,22 +83,6 @@ def _check_pixel_count(width: int, height: int, max_pixels: int) -> None:
         )
 
 
-def _decode_png(data: bytes, max_pixels: int) -> np.ndarray | None:
-    """Decode a PNG with one libpng call (a fraction of Pillow's per-image cost); None defers to Pillow.
-
-    Anything libpng refuses goes the Pillow way, whose error messages are the reference.
-    """
-    if len(data) < 24 or data[12:16] != b"IHDR":
-        return None
-    width, height = struct.unpack(">II", data[16:24])
-    _check_pixel_count(width, height, max_pixels)
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if pixels is None or pixels.size == 0:
-        return None
-    # libpng gives BGR, or BGRA for an alpha channel, a transparent palette entry or a tRNS colour.
-    return _pixels_to_gray(pixels, bgr=True)
-
-
 def _to_gray(image: Image.Image) -> np.ndarray:
     """Grayscale float32 in [0, 1] from any Pillow mode, flattening transparency onto a contrasting colour."""
     mode = image.mode
@@ -124,11 +95,11 @@ def _to_gray(image: Image.Image) -> np.ndarray:
         return np.clip(np.nan_to_num(values / top), 0.0, 1.0).astype(np.float32)
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info)
     target = "RGBA" if has_alpha else "L"
-    return _pixels_to_gray(np.asarray(image if mode == target else image.convert(target)), bgr=False)
+    return _pixels_to_gray(np.asarray(image if mode == target else image.convert(target)))
 
 
-def _pixels_to_gray(pixels: np.ndarray, *, bgr: bool) -> np.ndarray:
-    """Grayscale float32 in [0, 1] from 8- or 16-bit gray, colour or colour+alpha pixels.
+def _pixels_to_gray(pixels: np.ndarray) -> np.ndarray:
+    """Grayscale float32 in [0, 1] from 8-bit gray or RGBA pixels.
 
     OpenCV's colour->gray uses the same ITU-R 601 weights as Pillow's "L", on integers and vectorised:
     a canvas upload is hundreds of thousands of pixels.
@@ -139,7 +110,7 @@ def _pixels_to_gray(pixels: np.ndarray, *, bgr: bool) -> np.ndarray:
         gray *= scale
         return gray
     has_alpha = pixels.shape[2] == 4
-    gray = cv2.cvtColor(pixels, _GRAY_CONVERSIONS[bgr, has_alpha]).astype(np.float32)
+    gray = cv2.cvtColor(pixels, cv2.COLOR_RGBA2GRAY if has_alpha else cv2.COLOR_RGB2GRAY).astype(np.float32)
     gray *= scale
     return _flatten_alpha(gray, pixels[..., 3], scale) if has_alpha else gray
 
