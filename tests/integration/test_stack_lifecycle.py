@@ -32,7 +32,7 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
     state.mkdir()
     (state / "models.config").write_text(
         "model_config_list {\n  config {\n    name: 'mnist'\n"
-        f"    base_path: '{models}'\n    model_platform: 'tensorflow'\n"
+        "    base_path: '/models/mnist'\n    model_platform: 'tensorflow'\n"
         "    model_version_policy { all {} }\n"
         "    version_labels { key: 'stable' value: 1 }\n  }\n}\n"
     )
@@ -40,7 +40,8 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
     return {
         **os.environ,
         "STACK_MODE": "local",
-        "STORAGE_PATH_PREFIX": "",  # the test config names its tmp models directory absolutely
+        # As `make up` does with the repo: the config says /models/mnist, which is <prefix>/models/mnist.
+        "STORAGE_PATH_PREFIX": str(tmp_path),
         "RUN_DIR": str(tmp_path / "run"),
         "STATE_DIR": str(state),
         "TF_SERVING_GRPC_PORT": str(free_port()),
