@@ -11,7 +11,9 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+LOCAL_SERVER_OVERRIDE = REPO_ROOT / "docker-compose.local-server.yml"
 DOCKERFILES = sorted(REPO_ROOT.glob("*/Dockerfile"))
+LONG_RUNNING = ("tfserving", "gateway", "ui")
 _DEFAULTED_VARIABLE = re.compile(r"\$\{(\w+):-([^}]*)\}")
 
 
@@ -69,18 +71,73 @@ def test_dependencies_wait_for_health(compose):
     assert "gateway" in services["ui"]["depends_on"]
 
 
-def test_only_gateway_and_ui_publish_ports(compose):
-    published = {name for name, service in compose["services"].items() if service.get("ports")}
-    assert published == {"gateway", "ui"}
+def test_every_published_port_is_on_loopback_by_default(compose):
+    for name, service in compose["services"].items():
+        for mapping in service.get("ports") or []:
+            assert mapping.startswith("127.0.0.1:"), f"{name} publishes {mapping} beyond loopback"
+    assert set(LONG_RUNNING) == {n for n, s in compose["services"].items() if s.get("ports")}
+
+
+def test_gateway_and_ui_bind_address_is_the_operators_choice():
+    text = COMPOSE_FILE.read_text()
+    assert "${GATEWAY_PUBLISH_ADDR:-127.0.0.1}:${GATEWAY_PORT:-8000}:8000" in text
+    assert "${UI_PUBLISH_ADDR:-127.0.0.1}:${UI_PORT:-7860}:7860" in text
+
+
+def test_no_top_level_name_so_docker_compose_1_29_runs_it(compose):
+    assert set(compose) == {"services"}
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING)
+def test_long_running_service_is_non_root_with_a_read_only_root(compose, name):
+    service = compose["services"][name]
+    user = service.get("user") or _dockerfile_user(service)
+    assert user and user.split(":")[0] not in ("root", "0"), f"{name} runs as {user!r}"
+    assert service.get("read_only") is True and "/tmp" in service.get("tmpfs", [])
+
+
+def _dockerfile_user(service: dict) -> str | None:
+    build = service.get("build")
+    if not build:
+        return None
+    users = re.findall(r"^USER\s+(\S+)", (REPO_ROOT / build["dockerfile"]).read_text(), flags=re.MULTILINE)
+    return users[-1] if users else None
 
 
 def test_models_and_serving_config_are_mounted_read_only_into_tf_serving(compose):
+    from serving.flags_source import CONTAINER_SERVING_DIR, read_flags
+
     volumes = compose["services"]["tfserving"]["volumes"]
-    assert "./models:/models:ro" in volumes and "./serving:/serving:ro" in volumes
-    command = compose["services"]["tfserving"]["command"]
-    for flag in ("--model_config_file=", "--monitoring_config_file=", "--batching_parameters_file="):
-        (path,) = [arg.split("=", 1)[1] for arg in command if arg.startswith(flag)]
+    assert "./models:/models:ro" in volumes and f"./serving:{CONTAINER_SERVING_DIR}:ro" in volumes
+    for flag in ("--monitoring_config_file=", "--batching_parameters_file="):
+        (path,) = [arg.split("=", 1)[1] for arg in read_flags() if arg.startswith(flag)]
+        assert path.startswith(CONTAINER_SERVING_DIR + "/")
         assert (REPO_ROOT / "serving" / Path(path).name).is_file(), path
+
+
+def test_live_state_is_mounted_read_only_where_the_flags_and_gateway_look(compose):
+    from contract.state import CONTAINER_STATE_DIR, MODEL_CONFIG_FILE, ROUTING_FILE
+    from serving.flags_source import read_flags
+
+    state_mount = f"./state:{CONTAINER_STATE_DIR}:ro"
+    services = compose["services"]
+    assert state_mount in services["tfserving"]["volumes"] and state_mount in services["gateway"]["volumes"]
+    assert f"--model_config_file={CONTAINER_STATE_DIR}/{MODEL_CONFIG_FILE}" in read_flags()
+    assert services["gateway"]["environment"]["ROUTING_FILE"] == f"{CONTAINER_STATE_DIR}/{ROUTING_FILE}"
+
+
+def test_local_server_override_swaps_only_the_tfserving_image():
+    override = yaml.safe_load(LOCAL_SERVER_OVERRIDE.read_text())
+    assert set(override) == {"services"} and set(override["services"]) == {"tfserving"}
+    assert set(override["services"]["tfserving"]) == {"image", "build"}
+    assert override["services"]["tfserving"]["build"]["dockerfile"] == "serving/Dockerfile"
+
+
+def test_local_server_image_answers_to_the_official_binary_name():
+    text = (REPO_ROOT / "serving" / "Dockerfile").read_text()
+    assert re.search(r'^ENTRYPOINT \["tensorflow_model_server"\]', text, flags=re.MULTILINE)
+    shim = REPO_ROOT / "serving" / "tensorflow_model_server"
+    assert shim.stat().st_mode & 0o111 and "python -m serving.model_server" in shim.read_text()
 
 
 def test_train_service_sits_behind_a_profile(compose):
@@ -114,3 +171,24 @@ def test_dockerignore_keeps_contexts_small():
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     for entry in (".git", ".venv", "data", "models"):
         assert entry in ignored
+
+
+FIRST_PARTY = ("contract", "training", "serving", "gateway", "ui")
+
+
+def _first_party_imports(package: Path) -> set[str]:
+    """Top-level first-party packages that the modules of `package` import."""
+    found = set()
+    for module in package.rglob("*.py"):
+        for match in re.finditer(r"^\s*(?:from|import)\s+(\w+)", module.read_text(), flags=re.MULTILINE):
+            if match.group(1) in FIRST_PARTY:
+                found.add(match.group(1))
+    return found
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_image_copies_every_first_party_package_its_code_imports(dockerfile):
+    copied = set(re.findall(r"^COPY\s+(\w+)/\s", dockerfile.read_text(), flags=re.MULTILINE))
+    package = dockerfile.parent
+    needed = _first_party_imports(package) | {package.name}
+    assert needed <= copied, f"{dockerfile.relative_to(REPO_ROOT)} does not copy {sorted(needed - copied)}"
