@@ -1,8 +1,12 @@
 """The local model server's REST and gRPC APIs against a real exported SavedModel, as TF Serving answers."""
 
 import json
+import socket
 import urllib.error
+import urllib.parse
 import urllib.request
+from http.client import HTTPResponse
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -354,14 +358,50 @@ def test_grpc_metadata_needs_signature_def_field(prediction_stub):
 # ---------------------------------------------------------------- metrics and logs
 
 
+def metrics_page(server) -> str:
+    with urllib.request.urlopen(server.rest_url + "/monitoring/prometheus/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
 def test_prometheus_metrics_count_requests_by_status(server):
     http(server, "POST", "/v1/models/mnist:predict", IMAGE_JSON)
     http(server, "POST", "/v1/models/foo:predict", IMAGE_JSON)
-    with urllib.request.urlopen(server.rest_url + "/monitoring/prometheus/metrics", timeout=10) as response:
-        page = response.read().decode()
-    assert ':tensorflow:serving:request_count{entrypoint="REST",model_name="mnist",status="OK"}' in page
-    assert 'status="NOT_FOUND"' in page
+    page = metrics_page(server)
+    assert ':tensorflow:serving:request_count_total{entrypoint="REST",model_name="mnist",status="OK"}' in page
+    # foo is not in the config: counted, but under no name of its own.
+    assert (
+        ':tensorflow:serving:request_count_total{entrypoint="REST",model_name="",status="NOT_FOUND"}' in page
+    )
     assert ":tensorflow:serving:request_latency_bucket{" in page
+
+
+def test_model_names_not_in_the_config_create_no_series(server, prediction_stub):
+    def unlisted(name: str) -> None:
+        http(server, "POST", f"/v1/models/{urllib.parse.quote(name)}:predict", IMAGE_JSON)
+        with pytest.raises(grpc.RpcError):
+            prediction_stub.Predict(official_predict_request(IMAGES[:1], name=name), timeout=30)
+
+    unlisted("first-unlisted")  # the one series unlisted names share, per entry point
+    before = metrics_page(server).splitlines()
+    unlisted('x"y\n')
+    for i in range(100):
+        unlisted(f"random-{i}")
+    page = metrics_page(server)
+    assert "random-" not in page and "x\\" not in page and 'x"y' not in page
+    assert len(page.splitlines()) == len(before)
+
+
+@pytest.mark.parametrize("length", ["-5", "abc", "1, 2", "+3"])
+def test_bad_content_length_is_a_400_json_error(server, length):
+    with socket.create_connection(("127.0.0.1", server.rest_port), timeout=30) as sock:
+        sock.sendall(
+            f"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode()
+        )
+        response = HTTPResponse(sock)
+        response.begin()
+        assert response.status == 400
+        assert json.loads(response.read()) == {"error": f"Invalid Content-Length header: {length!r}"}
+    assert http(server, "GET", "/v1/models/mnist")[0] == 200  # and the server keeps serving
 
 
 def test_log_says_what_loaded_and_warns_about_unknown_flags(server):
@@ -370,3 +410,122 @@ def test_log_says_what_loaded_and_warns_about_unknown_flags(server):
     assert "Successfully loaded servable version {name: mnist version: 2}" in log
     assert "Number of warmup records read" in log
     assert "Unknown flag --unknown_flag_for_test=1" in log
+
+
+# ---------------------------------------------------------------- Unix socket, batching, REST threads
+
+REST_THREADS = 2
+
+
+@pytest.fixture(scope="module")
+def tuned_server(tmp_path_factory, repo_root):
+    """The shipped batching.config, gRPC on a Unix socket too, and few REST threads."""
+    root = tmp_path_factory.mktemp("tuned")
+    running = start_model_server(
+        root,
+        extra_flags=[
+            "--enable_batching=true",
+            f"--batching_parameters_file={repo_root / 'serving' / 'batching.config'}",
+            f"--grpc_socket_path={root / 'grpc.sock'}",
+            f"--rest_api_num_threads={REST_THREADS}",
+        ],
+        name="tuned_model_server",
+    )
+    running.socket_path = root / "grpc.sock"
+    yield running
+    running.stop()
+
+
+def test_grpc_over_the_unix_socket_answers_like_tcp(tuned_server):
+    request = official_predict_request(IMAGES)
+    with grpc.insecure_channel(f"unix:{tuned_server.socket_path}") as unix_channel:
+        over_unix = prediction_service_pb2_grpc.PredictionServiceStub(unix_channel).Predict(
+            request, timeout=30
+        )
+    with grpc.insecure_channel(tuned_server.grpc_target) as tcp_channel:
+        tcp_stub = prediction_service_pb2_grpc.PredictionServiceStub(tcp_channel)
+        over_tcp = tcp_stub.Predict(request, timeout=30)
+    assert list(over_unix.outputs["digit"].int64_val) == list(over_tcp.outputs["digit"].int64_val)
+    assert over_unix.model_spec.version.value == 1
+    assert "Running gRPC ModelServer at UNIX socket" in tuned_server.process.log_tail(100_000)
+
+
+def batch_of(rows: int) -> np.ndarray:
+    return np.resize(IMAGES, (rows, 28, 28, 1))
+
+
+def test_batch_of_max_batch_size_is_split_and_answered_whole(tuned_server):
+    images = batch_of(64)  # the gateway's limit; runs as 16-image model calls
+    status, body = http(
+        tuned_server, "POST", "/v1/models/mnist:predict", json.dumps({"instances": images.tolist()}).encode()
+    )
+    assert status == 200 and len(body["predictions"]) == 64
+    with grpc.insecure_channel(tuned_server.grpc_target) as channel:
+        reply = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+            official_predict_request(images), timeout=30
+        )
+    assert [p["digit"] for p in body["predictions"]] == list(reply.outputs["digit"].int64_val)
+    assert list(reply.outputs["digit"].int64_val[:3]) == list(reply.outputs["digit"].int64_val[3:6])
+
+
+def test_batch_over_max_batch_size_is_refused_like_tf_serving(tuned_server):
+    images = batch_of(65)
+    message = "Task size 65 is larger than maximum input batch size 64"
+    body = json.dumps({"instances": images.tolist()}).encode()
+    assert http(tuned_server, "POST", "/v1/models/mnist:predict", body) == (400, {"error": message})
+    with grpc.insecure_channel(tuned_server.grpc_target) as channel, pytest.raises(grpc.RpcError) as info:
+        prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+            official_predict_request(images), timeout=30
+        )
+    assert (info.value.code(), info.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def _stalled_request(server) -> socket.socket:
+    """A connection whose request announced a body it has not sent: it holds one REST worker."""
+    sock = socket.create_connection(("127.0.0.1", server.rest_port), timeout=30)
+    sock.sendall(b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{")
+    return sock
+
+
+def test_rest_requests_beyond_num_threads_wait_for_a_free_worker(tuned_server):
+    stalled = [_stalled_request(tuned_server) for _ in range(REST_THREADS)]
+    try:
+        waiting = socket.create_connection(("127.0.0.1", tuned_server.rest_port), timeout=30)
+        waiting.sendall(b"GET /v1/models/mnist HTTP/1.1\r\nHost: x\r\n\r\n")
+        waiting.settimeout(1.0)
+        with pytest.raises(TimeoutError):  # both workers are busy: the request queues
+            waiting.recv(1)
+        stalled[0].sendall(b"}")  # the first request completes; its worker takes the waiting one
+        waiting.settimeout(30)
+        response = HTTPResponse(waiting)
+        response.begin()
+        assert response.status == 200
+        assert json.loads(response.read())["model_version_status"][0]["state"] == "AVAILABLE"
+        waiting.close()
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def _thread_count(server) -> int:
+    status = Path(f"/proc/{server.process.process.pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
+
+
+def test_rest_connections_do_not_each_get_a_thread(tuned_server):
+    assert http(tuned_server, "GET", "/v1/models/mnist")[0] == 200
+    before = _thread_count(tuned_server)
+    connections = []
+    try:
+        for _ in range(40):  # open keep-alive connections, each with one request answered
+            sock = socket.create_connection(("127.0.0.1", tuned_server.rest_port), timeout=30)
+            sock.sendall(b"GET /v1/models/mnist HTTP/1.1\r\nHost: x\r\n\r\n")
+            response = HTTPResponse(sock)
+            response.begin()
+            response.read()
+            assert response.status == 200
+            connections.append(sock)
+        assert _thread_count(tuned_server) - before <= REST_THREADS
+    finally:
+        for sock in connections:
+            sock.close()
