@@ -236,6 +236,11 @@ class Lifecycle:
             for change in changes:
                 self.log(change)
         self._wait_available(version)
+        warning = model_config.over_bound(
+            live.entry, self.settings.storage_path_prefix, self.settings.max_loaded_versions
+        )
+        if warning:
+            self.log(f"note: {warning}")
 
     def _set_labels(self, live: _Live, labels: dict[str, int | None]) -> None:
         """Write the label moves, then wait until the server resolves each label as written."""

@@ -125,6 +125,24 @@ def ensure_loads(entry, version: int, storage_path_prefix: str, max_loaded: int)
     return changes
 
 
+def over_bound(entry, storage_path_prefix: str, max_loaded: int) -> str | None:
+    """A warning when a rule policy (`all`, `latest`) loads more than `max_loaded` versions, else None.
+
+    The lifecycle does not narrow such a policy by itself (it is the operator's choice); it says how to.
+    """
+    loaded = loaded_versions(entry, storage_path_prefix)
+    if len(loaded) <= max_loaded or _policy(entry) is None:
+        return None
+    if entry.model_version_policy.WhichOneof("policy_choice") == "specific":
+        return None
+    spare = sorted(loaded - labelled(entry))
+    return (
+        f"the version policy {policy_text(entry)} loads {len(loaded)} versions {sorted(loaded)}, more than "
+        f"LIFECYCLE_MAX_LOADED_VERSIONS={max_loaded}; `make retire VERSION=N SPECIFIC=1` unloads an "
+        f"unlabelled one ({spare}) and switches the policy to `specific`"
+    )
+
+
 def retire(entry, version: int, storage_path_prefix: str, *, switch_to_specific: bool) -> list[str]:
     """Stop loading unlabelled `version`; return what changed. PolicyError when the policy cannot say so.
 

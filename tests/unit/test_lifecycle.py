@@ -135,6 +135,15 @@ def test_labelled_versions_are_kept_even_beyond_the_bound(tmp_path):
     assert list(entry.model_version_policy.specific.versions) == [1, 2]
 
 
+def test_a_rule_policy_loading_more_than_the_bound_is_reported_not_rewritten(tmp_path):
+    entry = entry_with(tmp_path, "all {}", {"stable": 4})
+    assert "loads 4 versions [1, 2, 3, 4], more than LIFECYCLE_MAX_LOADED_VERSIONS=3" in (
+        model_config.over_bound(entry, "", 3)
+    )
+    assert model_config.over_bound(entry, "", 4) is None
+    assert entry.model_version_policy.WhichOneof("policy_choice") == "all"
+
+
 def test_retire_refuses_a_labelled_version(tmp_path):
     entry = entry_with(tmp_path, "specific { versions: [1, 2] }", {"stable": 1})
     with pytest.raises(model_config.PolicyError, match="labelled stable"):
