@@ -1,7 +1,8 @@
 """make bench: end-to-end latency and throughput of the gateway stack vs the seed design, in one run.
 
-Starts the local model server, the gateway under gunicorn (gRPC transport) and the seed baseline
-(bench/seed_app.py: Flask + Keras model.predict in-process) on free loopback ports, then drives
+Starts the local model server, the gateway under gunicorn (gRPC transport over TCP, and a second one
+over the model server's --grpc_socket_path Unix socket) and the seed baseline (bench/seed_app.py:
+Flask + Keras model.predict in-process) on free loopback ports, then drives
 each with a bounded closed-loop load (concurrency 1 and 16) for a PNG upload and for a JSON pixel
 array, and prints p50/p95/p99 latency and throughput side by side.
 """
@@ -287,6 +288,12 @@ def main() -> int:
         help="also measure the gateway of another source tree (e.g. `git archive` of an older commit)",
     )
     parser.add_argument(
+        "--unix-socket",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also serve gRPC on a Unix socket (--grpc_socket_path) and measure a gateway that uses it",
+    )
+    parser.add_argument(
         "--payloads", nargs="+", default=["png", "pixels"], choices=["png", "pixels"], help="bodies to send"
     )
     parser.add_argument(
@@ -300,7 +307,12 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     copy_model(args.model, work / "models" / "mnist", 1)
     print(f"logs in {work}", file=sys.stderr)
-    server = start_model_server(work, model_base_path=work / "models" / "mnist")
+    socket_path = work / "grpc.sock"
+    server = start_model_server(
+        work,
+        model_base_path=work / "models" / "mnist",
+        extra_flags=[f"--grpc_socket_path={socket_path}"] if args.unix_socket else [],
+    )
     started: list = [server]
     try:
         gateway = start_gateway(
@@ -309,6 +321,20 @@ def main() -> int:
         )
         started.append(gateway)
         systems = {"gateway": int(gateway.url.rsplit(":", 1)[1])}
+        if args.unix_socket:
+            over_socket = start_gateway(
+                work,
+                gateway_env(
+                    server.grpc_port,
+                    server.rest_port,
+                    "grpc",
+                    ROUTING_FILE=str(work / "routing.json"),
+                    TF_SERVING_GRPC_TARGET=f"unix:{socket_path}",
+                ),
+                name="gateway-unix",
+            )
+            started.append(over_socket)
+            systems["gateway-unix"] = int(over_socket.url.rsplit(":", 1)[1])
         for spec in args.also_gateway:
             name, _, directory = spec.partition("=")
             other = start_gateway(

@@ -40,7 +40,7 @@ _OPTIONS = [
 _ERRORS = {
     "400": "Malformed request (bad JSON, missing field, bad option, corrupt image)",
     "404": "Unknown model version or label",
-    "413": "Upload, image pixel count or batch over the limit",
+    "413": "Request body over the route's limit, upload, image pixel count or batch over the limit",
     "415": "Not an image, unsupported format or Content-Type",
     "422": "No digit found, or invalid pixel values",
     "502": "The model server replied with something unusable",
@@ -161,7 +161,8 @@ def openapi_spec(max_batch: int) -> dict:
                     },
                     "responses": {
                         "200": {
-                            "description": "One result (or error) per image, in order",
+                            "description": "One result (or error) per image, in order; when no image is "
+                            "usable the answer is their 4xx, code batch_failed, with the errors in results",
                             "content": {
                                 "application/json": {
                                     "schema": {"$ref": "#/components/schemas/BatchPrediction"}
