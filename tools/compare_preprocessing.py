@@ -133,8 +133,12 @@ def predict_batch(url: str, files: list[bytes], mode: str) -> list[dict]:
         files=[("images", (f"{i}.img", data, "application/octet-stream")) for i, data in enumerate(files)],
         timeout=TIMEOUT_S,
     )
+    body = response.json() if response.headers.get("Content-Type", "").startswith("application/json") else {}
+    # A batch none of whose images could be used is a 4xx that still lists each image's error.
+    if response.status_code < 500 and body.get("error", {}).get("code") == "batch_failed":
+        return body["results"]
     response.raise_for_status()
-    return response.json()["results"]
+    return body["results"]
 
 
 def evaluate(url: str, encoded: list[bytes], labels: np.ndarray, mode: str) -> dict:
