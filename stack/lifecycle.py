@@ -8,6 +8,8 @@ answer) the step raises LifecycleError and puts the config and routing files bac
 """
 
 import contextlib
+import fcntl
+import functools
 import json
 import os
 import time
@@ -25,6 +27,7 @@ from stack.state import ensure_state, live_model_config, live_routing_file, stat
 DEFAULT_TIMEOUT_S = 90.0  # loading and warming a version on a busy 2-core machine
 POLL_INTERVAL_S = 0.5
 HISTORY_LENGTH = 20
+LOCK_FILE = ".lifecycle.lock"  # in the state directory: one lifecycle command at a time
 
 
 class LifecycleError(RuntimeError):
@@ -94,6 +97,27 @@ def _read_optional(path: Path) -> str | None:
 
 def _write_routing(path: Path, routing: dict) -> None:
     model_config.write_atomically(path, json.dumps(routing, indent=2) + "\n")
+
+
+def _one_at_a_time(command):
+    """Run `command` holding the state directory's lock; a second command at the same time is refused.
+
+    Two promotions interleaving would each restore or extend the other's history from a stale read.
+    """
+
+    @functools.wraps(command)
+    def locked(self, *args, **kwargs):
+        ensure_state(self.settings.state_dir)
+        with open(Path(self.settings.state_dir) / LOCK_FILE, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LifecycleError(
+                    f"another lifecycle command is running on {self.settings.state_dir}; try again after it"
+                ) from None
+            return command(self, *args, **kwargs)  # the lock goes with the file when it closes
+
+    return locked
 
 
 class Lifecycle:
@@ -281,6 +305,7 @@ class Lifecycle:
         except gate.GateRefused as exc:
             raise LifecycleError(str(exc)) from None
 
+    @_one_at_a_time
     def promote(self, version: int, *, force: bool = False) -> None:
         """Move `stable` to `version` (gated by the model cards unless forced)."""
         live = self._load()
@@ -297,6 +322,7 @@ class Lifecycle:
                 live.routing["stable_history"] = [*live.routing["stable_history"], previous][-HISTORY_LENGTH:]
             _write_routing(self.settings.routing_file, live.routing)
 
+    @_one_at_a_time
     def rollback(self) -> int:
         """Move `stable` back to the version it pointed at before the last promotion; return it."""
         live = self._load()
@@ -312,6 +338,7 @@ class Lifecycle:
             _write_routing(self.settings.routing_file, live.routing)
         return target
 
+    @_one_at_a_time
     def canary(self, version: int, percent: float) -> None:
         """Send `percent` of default traffic to `version` (0 ends the canary)."""
         if not 0 <= percent <= 100:
@@ -343,6 +370,7 @@ class Lifecycle:
                 self.log("no canary label was set")
         self.log("the canary has ended: default traffic goes to stable")
 
+    @_one_at_a_time
     def retire(self, version: int, *, switch_to_specific: bool = False) -> None:
         """Stop loading unlabelled `version` (its directory stays); see model_config.retire for policies."""
         live = self._load()

@@ -355,6 +355,19 @@ def test_retire_stops_loading_an_unlabelled_version(setup):
     assert list(live_entry(settings).model_version_policy.specific.versions) == [2]
 
 
+def test_a_second_command_while_one_runs_is_refused(setup):
+    import fcntl
+
+    lifecycle, settings, _, _ = setup
+    with open(settings.state_dir / ".lifecycle.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        before = snapshot(settings)
+        with pytest.raises(LifecycleError, match="another lifecycle command is running"):
+            lifecycle.promote(2)
+        assert snapshot(settings) == before
+    lifecycle.promote(2)  # released: the next one runs
+
+
 def test_unreadable_routing_file_is_refused_not_overwritten(setup):
     lifecycle, settings, _, _ = setup
     settings.routing_file.write_text("{not json")
