@@ -264,6 +264,7 @@ class RestServer:
         self._listener = socket.create_server((host, port), backlog=128)
         self._listener.setblocking(False)
         self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_write.setblocking(False)  # a full wake-up pipe already means the watcher will wake
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._listener, selectors.EVENT_READ)
         self._selector.register(self._wake_read, selectors.EVENT_READ)
@@ -298,6 +299,7 @@ class RestServer:
             self._wake_write.send(b"w")
 
     def _watch(self) -> None:
+        next_sweep = time.monotonic() + 1.0
         while not self.stopping:
             for key, _ in self._selector.select(timeout=1.0):
                 if key.fileobj is self._listener:
@@ -309,7 +311,10 @@ class RestServer:
                     self._selector.unregister(handler.connection)
                     self._idle_since.pop(handler, None)
                     self._pool.submit(self._serve, handler)
-            self._close_idle(time.monotonic() - IDLE_TIMEOUT_S)
+            now = time.monotonic()
+            if now >= next_sweep:
+                self._close_idle(now - IDLE_TIMEOUT_S)
+                next_sweep = now + 1.0
         self._selector.close()
         with self._lock:
             idle = list(self._idle_since) + self._returned
@@ -332,7 +337,9 @@ class RestServer:
             except OSError:
                 sock.close()
                 continue
-            self._pool.submit(self._serve, handler)
+            # Watched until its first bytes arrive: a client that connects and sends nothing holds no worker.
+            self._selector.register(sock, selectors.EVENT_READ, handler)
+            self._idle_since[handler] = time.monotonic()
 
     def _watch_returned(self) -> None:
         with contextlib.suppress(OSError):

@@ -121,8 +121,6 @@ def serve(flags: ServerFlags, stop: threading.Event) -> int:
             if flags.enable_batching
             else None
         )
-        if flags.port == 0 and not flags.grpc_socket_path:
-            raise ValueError("At least one of --port or --grpc_socket_path must be set")
     except (ServingError, ValueError) as exc:
         log.error("%s", getattr(exc, "message", exc))
         return 1
@@ -161,6 +159,9 @@ def serve(flags: ServerFlags, stop: threading.Event) -> int:
         return 1
     if stop.is_set():
         return 0
+    if flags.port == 0 and not flags.grpc_socket_path:
+        log.error("At least one of --port or --grpc_socket_path must be set")
+        return 1
     try:
         grpc_server = create_grpc_server(
             core, BIND_HOST, flags.port, flags.grpc_max_threads, flags.grpc_socket_path

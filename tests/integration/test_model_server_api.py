@@ -27,6 +27,7 @@ from tests.support.model_server import (
     start_model_server,
     write_model_config,
 )
+from tests.support.processes import READY_TIMEOUT_S, ServiceProcess
 
 RNG = np.random.default_rng(7)
 IMAGES = RNG.random((3, 28, 28, 1), dtype=np.float32)
@@ -507,6 +508,18 @@ def test_rest_requests_beyond_num_threads_wait_for_a_free_worker(tuned_server):
             sock.close()
 
 
+def test_silent_connections_hold_no_rest_worker(tuned_server):
+    silent = [
+        socket.create_connection(("127.0.0.1", tuned_server.rest_port), timeout=30)
+        for _ in range(2 * REST_THREADS)
+    ]
+    try:
+        assert http(tuned_server, "GET", "/v1/models/mnist")[0] == 200
+    finally:
+        for sock in silent:
+            sock.close()
+
+
 def _thread_count(server) -> int:
     status = Path(f"/proc/{server.process.process.pid}/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
@@ -529,3 +542,16 @@ def test_rest_connections_do_not_each_get_a_thread(tuned_server):
     finally:
         for sock in connections:
             sock.close()
+
+
+def test_no_grpc_port_and_no_socket_is_a_clear_start_up_error(tmp_path):
+    base = tmp_path / "models" / "mnist"
+    copy_model(default_model_version_dir(), base, 1)
+    args = ["-m", "serving.model_server", "--port=0", "--model_name=mnist", f"--model_base_path={base}"]
+    process = ServiceProcess("no_grpc", args, tmp_path)
+    try:
+        code = process.process.wait(READY_TIMEOUT_S)
+    finally:
+        process.stop()
+    assert code == 1
+    assert "At least one of --port or --grpc_socket_path must be set" in process.log_path.read_text()
