@@ -145,6 +145,10 @@ class Lifecycle:
             routing = read_routing(self.settings.routing_file)
         except RoutingFileError as exc:
             raise LifecycleError(f"{exc}; fix or remove it first") from None
+        if not isinstance(routing["stable_history"], list):
+            raise LifecycleError(
+                f"{self.settings.routing_file}: stable_history is not a list; fix or remove it"
+            )
         return _Live(text, config, entry, routing)
 
     def _version_dir(self, live: _Live, version: int) -> Path:
@@ -329,7 +333,12 @@ class Lifecycle:
         history = list(live.routing["stable_history"])
         if not history:
             raise LifecycleError("no earlier stable version to roll back to")
-        target = int(history[-1])
+        try:
+            target = int(history[-1])
+        except (TypeError, ValueError):
+            raise LifecycleError(
+                f"the routing file's stable_history ends in {history[-1]!r}, not a version number"
+            ) from None
         self._version_dir(live, target)
         self._versions()
         with self._transaction():

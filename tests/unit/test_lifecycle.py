@@ -321,6 +321,16 @@ def test_rollback_returns_to_previous_stable(setup):
         lifecycle.rollback()
 
 
+def test_hand_edited_history_is_a_clear_error(setup):
+    lifecycle, settings, _, _ = setup
+    settings.routing_file.write_text('{"canary_percent": 0, "stable_history": ["two"]}')
+    with pytest.raises(LifecycleError, match="ends in 'two', not a version number"):
+        lifecycle.rollback()
+    settings.routing_file.write_text('{"canary_percent": 0, "stable_history": 2}')
+    with pytest.raises(LifecycleError, match="stable_history is not a list"):
+        lifecycle.rollback()
+
+
 def test_canary_sets_label_and_share_and_zero_ends_it(setup):
     lifecycle, settings, _, _ = setup
     lifecycle.canary(2, 25)
