@@ -3,6 +3,7 @@
 import base64
 import io
 import json
+import os
 
 import numpy as np
 import pytest
@@ -173,8 +174,6 @@ def test_canary_share_from_routing_file(fake, tmp_path):
     client = make_app(fake, tmp_path).test_client()
     assert client.post("/v1/predict", json={"image": png_b64()}).get_json()["model"]["label"] == "canary"
     (tmp_path / "routing.json").write_text(json.dumps({"canary_percent": 0}))
-    import os
-
     os.utime(tmp_path / "routing.json", (1, 1))  # a different mtime even within one clock tick
     assert client.post("/v1/predict", json={"image": png_b64()}).get_json()["model"]["label"] == "stable"
 
@@ -473,3 +472,15 @@ def test_two_apps_in_one_process_do_not_share_metrics(fake, tmp_path):
     first, second = make_app(fake, tmp_path).test_client(), make_app(fake, tmp_path).test_client()
     first.post("/v1/predict", json={"image": png_b64()})
     assert "gateway_predictions_total{" not in second.get("/metrics").get_data(as_text=True)
+
+
+def test_invalid_routing_file_keeps_the_last_good_canary_share(fake, tmp_path):
+    fake.labels["canary"] = 2
+    routing = tmp_path / "routing.json"
+    routing.write_text(json.dumps({"canary_percent": 100}))
+    client = make_app(fake, tmp_path).test_client()
+    assert client.post("/v1/predict", json={"image": png_b64()}).get_json()["model"]["label"] == "canary"
+    routing.write_text('{"canary_percent": 1')  # half-written
+    os.utime(routing, (1, 1))
+    assert client.get("/v1/models").get_json()["routing"]["canary_percent"] == 100.0
+    assert client.post("/v1/predict", json={"image": png_b64()}).get_json()["model"]["label"] == "canary"
