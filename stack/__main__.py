@@ -123,6 +123,9 @@ def cmd_lifecycle(args) -> int:
     except LifecycleError as exc:
         print(f"make {args.command}: error: {exc}; nothing was changed", file=sys.stderr)
         return 1
+    except OSError as exc:  # e.g. the state directory is not writable, or not run from the repo root
+        print(f"make {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
