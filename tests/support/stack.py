@@ -53,7 +53,7 @@ def start_gateway(
         "TF_SERVING_HOST": "127.0.0.1",
         "TF_SERVING_GRPC_PORT": str(model_server.grpc_port),
         "TF_SERVING_REST_PORT": str(model_server.rest_port),
-        # An absent routing file means 0% canary; keep the repo's file out of tests.
+        # An absent routing file means 0% canary; keep the repo's live state/routing.json out of tests.
         "ROUTING_FILE": str(Path(log_dir) / "routing.json"),
         **(env or {}),
     }
