@@ -47,6 +47,11 @@ def single_body_limit(max_upload_bytes: int, max_request_bytes: int) -> int:
     return min(max_request_bytes, base64_size(max_upload_bytes) + ENVELOPE_BYTES)
 
 
+def batch_body_limit(max_upload_bytes: int, max_batch: int, max_request_bytes: int) -> int:
+    """Bytes POST /v1/predict/batch accepts: `max_batch` images' worth, at most `max_request_bytes`."""
+    return min(max_request_bytes, max_batch * (base64_size(max_upload_bytes) + ENVELOPE_BYTES))
+
+
 def base64_size(raw_bytes: int) -> int:
     """Length of the base64 text of `raw_bytes` bytes."""
     return -(-raw_bytes // 3) * 4
@@ -230,7 +235,7 @@ def batch_inputs(
     request: Request, max_bytes: int, max_batch: int, max_request_bytes: int
 ) -> tuple[list[ImageInput | Exception], Options]:
     """The images of POST /v1/predict/batch (an item that cannot be read is its error) and options."""
-    limit_body(request, max_request_bytes)
+    limit_body(request, batch_body_limit(max_bytes, max_batch, max_request_bytes))
     kind = body_kind(request)
     if kind == "multipart":
         files = request.files.getlist("images") + request.files.getlist("image")

@@ -414,6 +414,13 @@ def test_pixels_batch_over_what_its_arrays_take_is_413_before_parsing(client):
     assert_error(response, 413, "body_too_large")
 
 
+def test_batch_body_is_held_to_its_images_worth(fake, tmp_path):
+    client = make_app(fake, tmp_path, max_batch_size=2, max_upload_bytes=1000).test_client()
+    body = b"--b\r\n" + b"x" * 100_000  # 2 x (base64 of 1000 bytes + 16 KiB) is about 35 KB
+    response = client.post("/v1/predict/batch", data=body, content_type="multipart/form-data; boundary=b")
+    assert_error(response, 413, "body_too_large")
+
+
 def test_escaped_pixels_key_is_held_to_the_same_limit(client):
     body = json.dumps({"pix\\u0065ls": [[[0] * 28] * 28] * 64, "pad": "x" * 3_000_000}).encode()
     body = body.replace(b"\\\\u0065", b"\\u0065")
