@@ -211,7 +211,7 @@ def test_version_that_fails_to_load_fails_and_restores_the_config(repo, server, 
     target = repo / "models" / "mnist" / "6"
     staging = target.with_name(".incoming-6")
     shutil.copytree(default_model_version_dir(), staging)
-    (staging / "saved_model.pb").write_bytes(b"\x00not a SavedModel\xff" * 10)
+    (staging / layout.SAVED_MODEL_FILE).write_bytes(b"\x00not a SavedModel\xff" * 10)
     staging.rename(target)
     err = check(stack(repo, server, "promote", "6"), code=1)
     assert "version 6 failed to load on the model server" in err and "nothing was changed" in err

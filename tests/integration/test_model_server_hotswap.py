@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from contract import layout
 from tests.support.model_server import (
     copy_model,
     default_model_version_dir,
@@ -140,13 +141,14 @@ def test_hot_swap_under_load_fails_no_request(server):
 def _half_written(base, version: int) -> None:
     target = base / str(version)
     target.mkdir()
-    shutil.copy(default_model_version_dir() / "saved_model.pb", target / "saved_model.pb")  # no variables/
+    saved_model = layout.SAVED_MODEL_FILE
+    shutil.copy(default_model_version_dir() / saved_model, target / saved_model)  # no variables/
 
 
 def _corrupt(base, version: int) -> None:
     target = base / str(version)
     shutil.copytree(default_model_version_dir(), target)
-    (target / "saved_model.pb").write_bytes(b"\x00garbage, not a SavedModel\xff" * 10)
+    (target / layout.SAVED_MODEL_FILE).write_bytes(b"\x00garbage, not a SavedModel\xff" * 10)
 
 
 @pytest.mark.parametrize(

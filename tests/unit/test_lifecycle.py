@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from contract import layout
 from contract.routing import read_routing
 from stack import gate, model_config
 from stack.lifecycle import Lifecycle, LifecycleError, Settings
 from stack.model_status import ModelServerUnavailable, VersionState
 from tests.support.processes import REPO_ROOT
 
-BASELINE_CARD = json.loads((REPO_ROOT / "models/mnist/1/assets.extra/model_card.json").read_text())
+BASELINE_CARD = json.loads(layout.model_card_path(REPO_ROOT / "models" / "mnist" / "1").read_text())
 
 
 def card(errors: int = 40, examples: int = 10_000, **changes) -> dict:
@@ -207,10 +208,10 @@ class FakeModelServer:
 def setup(tmp_path):
     base = tmp_path / "models" / "mnist"
     for version, errors in [(1, 40), (2, 35), (3, 60), (4, None)]:
-        extra = base / str(version) / "assets.extra"
-        extra.mkdir(parents=True)
+        path = layout.model_card_path(base / str(version))
+        path.parent.mkdir(parents=True)
         if errors is not None:
-            (extra / "model_card.json").write_text(json.dumps(card(errors)))
+            path.write_text(json.dumps(card(errors)))
     committed = tmp_path / "serving" / "models.config"
     committed.parent.mkdir()
     shutil.copyfile(REPO_ROOT / "serving" / "models.config", committed)
