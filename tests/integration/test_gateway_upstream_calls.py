@@ -6,8 +6,11 @@ calls by method and, when asked, holds each one for a while (a slow model server
 
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
 import numpy as np
@@ -59,6 +62,53 @@ class CountingPassThrough:
     def stop(self) -> None:
         self._server.stop(grace=0)
         self._upstream.close()
+
+
+class RestPassThrough:
+    """An HTTP server that forwards every request to the model server's REST API, counting by kind."""
+
+    def __init__(self, target: str):
+        self.calls: Counter[str] = Counter()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None
+                kind = (
+                    "predict"
+                    if self.path.endswith(":predict")
+                    else "metadata"
+                    if "metadata" in self.path
+                    else "status"
+                )
+                outer.calls[kind] += 1
+                upstream = urllib.request.Request(target + self.path, data=body, method=self.command)
+                upstream.add_header("Content-Type", "application/json")
+                try:
+                    with urllib.request.urlopen(upstream, timeout=10) as reply:
+                        status, data = reply.status, reply.read()
+                except urllib.error.HTTPError as error:
+                    status, data = error.code, error.read()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _forward  # noqa: N815 - http.server naming
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def predict(url: str, **params) -> requests.Response:
@@ -147,4 +197,25 @@ def test_gateway_reaches_the_model_server_over_a_unix_socket(tmp_path):
         finally:
             gateway.stop()
     finally:
+        server.stop()
+
+
+def test_rest_resolves_a_label_once_per_cache_period_and_listing_keeps_the_cache(tmp_path):
+    server = start_stable_and_canary_server(tmp_path)
+    proxy = RestPassThrough(server.rest_url)
+    env = gateway_env(server.grpc_port, proxy.port, "rest", LABEL_CACHE_S="60")
+    gateway = start_gateway(tmp_path, env, workers=1, threads=2)
+    try:
+        assert predict(gateway.url).json()["model"] == {"name": "mnist", "version": 1, "label": "stable"}
+        before = Counter(proxy.calls)
+        for _ in range(3):
+            assert requests.get(f"{gateway.url}/v1/models", timeout=TIMEOUT_S).status_code == 200
+        for _ in range(4):
+            assert predict(gateway.url).json()["model"]["version"] == 1
+        # Four predicts, and the listings' own status calls (plus canary's one resolution): no
+        # re-resolution of stable for the predicts.
+        assert proxy.calls - before == Counter({"predict": 4, "status": 3, "metadata": 1})
+    finally:
+        gateway.stop()
+        proxy.stop()
         server.stop()
