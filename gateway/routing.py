@@ -137,7 +137,7 @@ class Router:
         return version
 
     def label_missing(self, label: str) -> None:
-        """Remember for `cache_s` that the model server does not know `label` (a predict said so)."""
+        """Remember for `cache_s` that the model server cannot serve `label` (a predict said so)."""
         with self._lock:
             self._labels[label] = (time.monotonic() + self._cache_s, None)
 

@@ -59,8 +59,8 @@ class PredictionService:
     def predict(self, images: list[np.ndarray], options: Options) -> tuple[Prediction, Route, float]:
         """One upstream predict for the batch, all upstream calls within one UPSTREAM_TIMEOUT_S deadline.
 
-        The default route falls back (canary -> default label -> latest) when its label turns out
-        unknown, and re-routes when a cached version vanished in a hot swap.
+        The default route falls back (canary -> default label -> latest) past a label the server
+        cannot serve, and re-routes when a cached version vanished in a hot swap.
         """
         batch = stack(images)
         deadline = Deadline.after(self.config.upstream_timeout_s)
@@ -75,14 +75,17 @@ class PredictionService:
                     raise NotFound(
                         f"model version {options.version} is not served", code="unknown_version"
                     ) from error
-                unknown_label = route.version is None and error.code == "unknown_label"
-                if unknown_label and options.label is not None:
-                    raise NotFound(
-                        f"unknown model version label {route.label!r}", code="unknown_label"
-                    ) from error
-                if attempt + 1 == MAX_ROUTE_ATTEMPTS or not (unknown_label or route.version is not None):
+                if options.label is not None and route.version is None:
+                    if error.code == "unknown_label":
+                        raise NotFound(
+                            f"unknown model version label {route.label!r}", code="unknown_label"
+                        ) from error
+                    raise  # the label's version is not served
+                if attempt + 1 == MAX_ROUTE_ATTEMPTS:
                     raise
-                if unknown_label:
+                if route.version is None:
+                    # Default route: the server cannot serve this label (unknown, or its version not
+                    # loaded); skip it for LABEL_CACHE_S and fall back to the next choice.
                     self.router.label_missing(route.label)
                 else:
                     # A label or "latest" moved (hot swap) since it was cached: resolve afresh.

@@ -157,6 +157,18 @@ def test_missing_canary_label_falls_back_to_stable_and_is_remembered(fake, tmp_p
     assert [call[2] for call in fake.predict_calls] == ["canary", "stable", "stable", "stable"]
 
 
+def test_canary_label_on_a_version_not_served_falls_back_to_stable(fake, tmp_path):
+    fake.labels["canary"] = 3  # version 3 is not loaded
+    (tmp_path / "routing.json").write_text(json.dumps({"canary_percent": 100}))
+    client = make_app(fake, tmp_path, cache=60.0).test_client()
+    for _ in range(2):
+        response = client.post("/v1/predict", json={"image": png_b64()})
+        assert response.status_code == 200 and response.get_json()["model"]["label"] == "stable"
+    assert [call[2] for call in fake.predict_calls] == ["canary", "stable", "stable"]
+    explicit = client.post("/v1/predict?label=canary", json={"image": png_b64()})
+    assert_error(explicit, 404, "unknown_version")
+
+
 @pytest.mark.parametrize("by_label", [True, False], ids=["grpc-like", "rest-like"])
 def test_label_moved_after_caching_is_followed_without_error(tmp_path, by_label):
     fake = FakeServingClient(versions={1: "AVAILABLE", 2: "AVAILABLE"}, predicts_by_label=by_label)
