@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from stack import local
+from stack.compose import Compose, ComposeError
 from stack.services import StackSettings
-
-COMPOSE = ["docker", "compose"]
+from stack.state import ensure_state
 
 
 def docker_engine_available() -> bool:
@@ -38,21 +38,27 @@ def print_urls(settings: StackSettings) -> None:
     """Where to point a browser or curl."""
     print(f"  UI        http://127.0.0.1:{settings.ui_port}")
     print(f"  gateway   http://127.0.0.1:{settings.gateway_port}  (API docs: /docs)")
-    print(
-        f"  TF Serving gRPC 127.0.0.1:{settings.grpc_port}, REST http://127.0.0.1:{settings.rest_port}"
-        " (local mode; inside the Compose network otherwise)"
-    )
+    print(f"  TF Serving gRPC 127.0.0.1:{settings.grpc_port}, REST http://127.0.0.1:{settings.rest_port}")
+    print(f"  live state {Path(settings.state_dir).resolve()}")
+
+
+def compose_env() -> dict[str, str]:
+    """The environment Compose interpolates: the caller's, plus the host user for the train service."""
+    return {**os.environ, "HOST_UID": str(os.getuid()), "HOST_GID": str(os.getgid())}
 
 
 def cmd_up(settings: StackSettings, mode: str) -> int:
     run_dir = Path(settings.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    # Both modes serve the live config in the state directory, seeded from serving/models.config once.
+    ensure_state(Path(settings.state_dir))
     if mode == "docker":
-        env = {**os.environ, "HOST_UID": str(os.getuid()), "HOST_GID": str(os.getgid())}
-        result = subprocess.run([*COMPOSE, "up", "-d", "--build", "--wait"], env=env, check=False)
-        if result.returncode != 0:
-            return result.returncode
+        try:
+            Compose(compose_env()).up()
+        except ComposeError as exc:
+            print(f"make up: error: {exc}", file=sys.stderr)
+            return 1
     else:
         try:
             local.up(settings)
@@ -70,9 +76,11 @@ def cmd_up(settings: StackSettings, mode: str) -> int:
 
 def cmd_down(settings: StackSettings, mode: str) -> int:
     if mode == "docker":
-        result = subprocess.run([*COMPOSE, "down"], check=False)
-        if result.returncode != 0:
-            return result.returncode
+        try:
+            Compose(compose_env()).down()
+        except ComposeError as exc:
+            print(f"make down: error: {exc}", file=sys.stderr)
+            return 1
     else:
         stopped = local.down(settings)
         print("stopped " + (", ".join(stopped) if stopped else "nothing (the stack was not running)"))
@@ -82,7 +90,14 @@ def cmd_down(settings: StackSettings, mode: str) -> int:
 
 def cmd_status(settings: StackSettings, mode: str) -> int:
     if mode == "docker":
-        return subprocess.run([*COMPOSE, "ps"], check=False).returncode
+        try:
+            states = Compose(compose_env()).health()
+        except ComposeError as exc:
+            print(f"make status: error: {exc}", file=sys.stderr)
+            return 1
+        for name, state in states.items():
+            print(f"  {name:<13} {state}")
+        return 0 if all(state == "healthy" for state in states.values()) else 3
     rows = local.status(settings)
     for name, pid, healthy, url in rows:
         state = "healthy" if healthy else ("running, not ready" if pid else "stopped")
@@ -92,9 +107,15 @@ def cmd_status(settings: StackSettings, mode: str) -> int:
 
 def cmd_logs(settings: StackSettings, mode: str, follow: bool) -> int:
     if mode == "docker":
-        return subprocess.run(
-            [*COMPOSE, "logs", *(["-f"] if follow else ["--tail", "50"])], check=False
-        ).returncode
+        try:
+            compose = Compose(compose_env())
+        except ComposeError as exc:
+            print(f"make logs: error: {exc}", file=sys.stderr)
+            return 1
+        try:
+            return compose.run("logs", *(["-f"] if follow else ["--tail", "50"])).returncode
+        except KeyboardInterrupt:
+            return 0
     logs = sorted((Path(settings.run_dir) / "logs").glob("*.log"))
     if not logs:
         print("no logs yet: `make up` first")

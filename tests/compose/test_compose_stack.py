@@ -1,0 +1,166 @@
+"""Compose for real: images built from their Dockerfiles, the stack healthy, a predict, a promote under
+traffic, and `make down` leaving nothing of the project behind.
+
+The official tensorflow/serving image cannot be pulled here, so docker-compose.local-server.yml swaps in the
+local model server's image (serving/Dockerfile), started by the same entrypoint and flags.
+"""
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from stack.compose import Compose
+from tests.compose.conftest import PROJECT
+from tests.integration.test_stack_lifecycle import Traffic, export_copy
+from tests.support.processes import REPO_ROOT
+from training.dataset import DEFAULT_DATA_DIR
+from training.idx import read_idx
+
+pytestmark = [pytest.mark.compose, pytest.mark.slow]
+TIMINGS: dict[str, float] = {}
+
+
+def stack(env: dict, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """`python -m stack <args>`, what `make up/down/promote` run."""
+    return subprocess.run(
+        [sys.executable, "-m", "stack", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def project_objects(kind: str) -> list[str]:
+    """IDs of the project's containers, networks or volumes (Compose labels everything it creates)."""
+    command = {
+        "container": ["ps", "-a", "-q"],
+        "network": ["network", "ls", "-q"],
+        "volume": ["volume", "ls", "-q"],
+    }
+    result = subprocess.run(
+        ["docker", *command[kind], "--filter", f"label=com.docker.compose.project={PROJECT}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.split()
+
+
+@pytest.fixture(scope="module")
+def running_stack(base_image, stack_env):
+    """Every image built (training included, not run), then `python -m stack up`; down again at the end."""
+    TIMINGS["base image (build or reuse)"] = base_image
+    assert not project_objects("container"), f"project {PROJECT} already has containers"
+    compose = Compose(stack_env)
+    for service, extra in [("tfserving", []), ("gateway", []), ("ui", []), ("train", ["--profile", "train"])]:
+        started = time.monotonic()
+        result = compose.run(*extra, "build", service, capture=True)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        TIMINGS[f"build {service}"] = time.monotonic() - started
+    started = time.monotonic()
+    up = stack(stack_env, "up")
+    TIMINGS["stack up (cached images) -> healthy"] = time.monotonic() - started
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield compose
+    finally:
+        if project_objects("container"):
+            print(compose.logs_tail(60))
+        stack(stack_env, "down")
+        print("\n".join(f"{name}: {value:.1f} s" for name, value in TIMINGS.items()))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    images = read_idx(REPO_ROOT / DEFAULT_DATA_DIR / "t10k-images-idx3-ubyte")[:20]
+    return [image.tolist() for image in images]
+
+
+def test_every_service_is_healthy_through_its_healthcheck(running_stack, stack_env):
+    assert running_stack.health() == {"tfserving": "healthy", "gateway": "healthy", "ui": "healthy"}
+    status = stack(stack_env, "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+
+
+def test_services_run_non_root_on_read_only_roots(running_stack):
+    for service, container in running_stack.container_ids().items():
+        inspect = subprocess.run(
+            ["docker", "inspect", "-f", "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}}", container],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        user, read_only = inspect.stdout.split()
+        uid = subprocess.run(
+            ["docker", "exec", container, "id", "-u"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert user not in ("", "root", "0") and uid != "0", f"{service} runs as {user!r} (uid {uid})"
+        assert read_only == "true", service
+
+
+def test_published_ports_are_on_loopback_only(running_stack):
+    for service, container in running_stack.container_ids().items():
+        ports = subprocess.run(
+            ["docker", "inspect", "-f", "{{json .NetworkSettings.Ports}}", container],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        bindings = [b for entries in json.loads(ports.stdout).values() if entries for b in entries]
+        assert bindings and {b["HostIp"] for b in bindings} == {"127.0.0.1"}, (service, bindings)
+
+
+def test_predict_through_the_published_gateway_port(running_stack, stack_env, digits):
+    url = f"http://127.0.0.1:{stack_env['GATEWAY_PORT']}/v1/predict"
+    request = urllib.request.Request(
+        url, data=json.dumps({"pixels": digits[0]}).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        reply = json.loads(response.read())
+    assert response.status == 200 and reply["digit"] == 7 and reply["model"]["version"] == 1
+
+
+def test_ui_answers_on_its_published_port(running_stack, stack_env):
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack_env['UI_PORT']}/", timeout=10) as response:
+        assert response.status == 200
+
+
+def test_promote_under_traffic_has_zero_failed_requests(running_stack, stack_env, workspace, digits):
+    traffic = Traffic(f"http://127.0.0.1:{stack_env['GATEWAY_PORT']}", digits)
+    traffic.start()
+    try:
+        time.sleep(2)
+        export_copy(workspace / "models" / "mnist", 2)  # the container sees it through the models mount
+        since = time.monotonic()
+        # The lifecycle asks the containerised model server (GetModelStatus on the published gRPC port)
+        # and waits for version 2 to be AVAILABLE before it moves `stable`.
+        promote = stack(stack_env, "promote", "2", "--force", timeout=300)
+        assert promote.returncode == 0, promote.stdout + promote.stderr
+        confirmed = time.monotonic()
+        TIMINGS["new version -> promote confirmed"] = confirmed - since
+        TIMINGS["promote confirmed -> replies from v2"] = traffic.wait_until_only(2, confirmed)
+        time.sleep(1)
+    finally:
+        traffic.stopping.set()
+        traffic.join(15)
+    failures = [reply for reply in traffic.replies if reply[1] != 200]
+    print(f"requests: {len(traffic.replies)}, failed: {len(failures)}")
+    assert not failures, failures[:5]
+    assert len(traffic.replies) > 50 and {1, 2} <= set(traffic.versions_since(0))
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack_env['GATEWAY_PORT']}/v1/models", timeout=10) as r:
+        labels = {row["version"]: row["labels"] for row in json.loads(r.read())["versions"]}
+    assert "stable" in labels[2] and "stable" not in labels[1], labels
+
+
+def test_make_down_leaves_no_container_network_or_volume(running_stack, stack_env):
+    down = stack(stack_env, "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    for kind in ("container", "network", "volume"):
+        assert project_objects(kind) == [], f"{kind}s of {PROJECT} left after down"
