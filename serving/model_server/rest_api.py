@@ -4,7 +4,7 @@ import contextlib
 import json
 import logging
 import re
-import selectors
+import select
 import socket
 import threading
 import time
@@ -34,6 +34,8 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 CONTENT_LENGTH = re.compile(r"[0-9]{1,20}")  # one non-negative decimal number, as RFC 9110 allows
 READ_TIMEOUT_S = 60  # a request's bytes must keep coming
 IDLE_TIMEOUT_S = 60  # an idle keep-alive connection is closed after this
+# Reported to one waiting thread, then silent until re-armed. epoll is Linux's; elsewhere RestServer refuses.
+ARMED = select.EPOLLIN | select.EPOLLONESHOT if hasattr(select, "epoll") else 0
 
 
 def _to_json(message) -> str:
@@ -158,6 +160,8 @@ class _Handler(BaseHTTPRequestHandler):
     metrics_path = ""
     timeout = READ_TIMEOUT_S  # a client that stops sending mid-request loses its connection
     disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stall
+    busy = False  # a thread is answering on this connection
+    idle_since = 0.0
 
     def __init__(self, request, client_address, server):  # noqa: D107 - unlike the base class, no handle()
         self.request, self.client_address, self.server = request, client_address, server
@@ -247,12 +251,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class RestServer:
-    """The REST API on `num_threads` worker threads, like tensorflow_model_server's --rest_api_num_threads.
+    """The REST API on `num_threads` threads, like tensorflow_model_server's --rest_api_num_threads.
 
-    One thread watches the listening socket and every idle keep-alive connection; a connection with a
-    request waiting goes to the worker pool, and back to the watcher once answered. So at most
-    `num_threads` requests run at once whatever the number of clients, and the rest wait their turn.
-    `stop()` stops accepting, lets requests in flight finish and closes idle connections.
+    Every thread waits on one epoll set holding the listening socket and each idle keep-alive connection,
+    armed one-shot: the thread that wakes for a connection answers its request itself and re-arms it. So at
+    most `num_threads` requests run at once whatever the number of clients, the others wait in the kernel,
+    a silent connection holds no thread, and no request is handed between threads. Linux (epoll) only.
+    `stop()` stops accepting, lets requests in flight finish and closes every connection.
     """
 
     def __init__(
@@ -261,19 +266,21 @@ class RestServer:
         self._handler = type(
             "Handler", (_Handler,), {"api": api, "metrics": metrics, "metrics_path": metrics_path}
         )
+        if not hasattr(select, "epoll"):
+            raise OSError("the local model server's REST API needs Linux (epoll)")
         self._listener = socket.create_server((host, port), backlog=128)
         self._listener.setblocking(False)
         self._wake_read, self._wake_write = socket.socketpair()
-        self._wake_write.setblocking(False)  # a full wake-up pipe already means the watcher will wake
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self._listener, selectors.EVENT_READ)
-        self._selector.register(self._wake_read, selectors.EVENT_READ)
-        self._pool = futures.ThreadPoolExecutor(max_workers=num_threads, thread_name_prefix="rest")
+        self._epoll = select.epoll()
+        self._epoll.register(self._listener.fileno(), ARMED)
+        self._epoll.register(self._wake_read.fileno(), select.EPOLLIN)  # level-triggered: wakes every thread
         self._lock = threading.Lock()
-        self._returned: list[_Handler] = []  # answered connections for the watcher to watch again
-        self._idle_since: dict[_Handler, float] = {}
+        self._connections: dict[int, _Handler] = {}  # by file descriptor
+        self._next_sweep = time.monotonic() + 1.0
         self.stopping = False
-        self._thread = threading.Thread(target=self._watch, name="rest", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._work, name=f"rest-{i}", daemon=True) for i in range(num_threads)
+        ]
 
     @property
     def port(self) -> int:
@@ -281,98 +288,109 @@ class RestServer:
         return self._listener.getsockname()[1]
 
     def start(self) -> None:
-        """Serve in a background thread."""
-        self._thread.start()
+        """Serve on the worker threads."""
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         """Stop accepting requests, wait for the ones in flight, close every connection."""
+        self.stopping = True
+        self._wake_write.send(b"s")
+        for thread in self._threads:
+            thread.join()
         with self._lock:
-            self.stopping = True
-        self._wake()
-        self._thread.join()
-        self._pool.shutdown(wait=True)
+            handlers, self._connections = list(self._connections.values()), {}
+        for handler in handlers:
+            _close(handler)
+        self._epoll.close()
         for sock in (self._listener, self._wake_read, self._wake_write):
             sock.close()
 
-    def _wake(self) -> None:
-        with contextlib.suppress(OSError):
-            self._wake_write.send(b"w")
-
-    def _watch(self) -> None:
-        next_sweep = time.monotonic() + 1.0
+    def _work(self) -> None:
+        listener, wake = self._listener.fileno(), self._wake_read.fileno()
         while not self.stopping:
-            for key, _ in self._selector.select(timeout=1.0):
-                if key.fileobj is self._listener:
+            for fd, _ in self._epoll.poll(1.0, 1):  # one event per thread, so work spreads over threads
+                if fd == listener:
                     self._accept()
-                elif key.fileobj is self._wake_read:
-                    self._watch_returned()
-                else:
-                    handler = key.data
-                    self._selector.unregister(handler.connection)
-                    self._idle_since.pop(handler, None)
-                    self._pool.submit(self._serve, handler)
-            now = time.monotonic()
-            if now >= next_sweep:
-                self._close_idle(now - IDLE_TIMEOUT_S)
-                next_sweep = now + 1.0
-        self._selector.close()
-        with self._lock:
-            idle = list(self._idle_since) + self._returned
-            self._returned = []
-        for handler in idle:
-            _close(handler)
+                elif fd != wake:
+                    handler = self._claim(fd)
+                    if handler is not None:
+                        self._serve(handler)
+            self._sweep()
 
     def _accept(self) -> None:
-        while True:
-            try:
-                sock, address = self._listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # out of file descriptors: keep serving the connections we have
-                log.warning("accept failed: %s", exc)
-                return
-            sock.setblocking(True)
-            try:
-                handler = self._handler(sock, address, self)
-            except OSError:
-                sock.close()
-                continue
-            # Watched until its first bytes arrive: a client that connects and sends nothing holds no worker.
-            self._selector.register(sock, selectors.EVENT_READ, handler)
-            self._idle_since[handler] = time.monotonic()
+        try:
+            while not self.stopping:
+                try:
+                    sock, address = self._listener.accept()
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as exc:  # out of file descriptors: keep serving the connections we have
+                    log.warning("accept failed: %s", exc)
+                    return
+                sock.setblocking(True)
+                try:
+                    handler = self._handler(sock, address, self)
+                except OSError:
+                    sock.close()
+                    continue
+                # Armed until its first bytes arrive: a silent client holds no thread.
+                with self._lock:
+                    handler.idle_since = time.monotonic()
+                    self._connections[sock.fileno()] = handler
+                    self._epoll.register(sock.fileno(), ARMED)
+        finally:
+            with contextlib.suppress(OSError):
+                self._epoll.modify(self._listener.fileno(), ARMED)
 
-    def _watch_returned(self) -> None:
-        with contextlib.suppress(OSError):
-            self._wake_read.recv(4096)
+    def _claim(self, fd: int) -> _Handler | None:
         with self._lock:
-            returned, self._returned = self._returned, []
-        now = time.monotonic()
-        for handler in returned:
-            self._selector.register(handler.connection, selectors.EVENT_READ, handler)
-            self._idle_since[handler] = now
-
-    def _close_idle(self, before: float) -> None:
-        for handler, since in list(self._idle_since.items()):
-            if since < before:
-                self._selector.unregister(handler.connection)
-                del self._idle_since[handler]
-                _close(handler)
+            handler = self._connections.get(fd)
+            if handler is None or handler.busy:  # closed meanwhile, or a stale event
+                return None
+            handler.busy = True
+            return handler
 
     def _serve(self, handler: _Handler) -> None:
         try:
             handler.serve_request()
         except OSError:  # the client went away
             handler.close_connection = True
-        except Exception:  # never let one connection's error end the worker's loop silently
+        except Exception:  # one connection's error must not end this thread
             log.exception("Unhandled error on a REST connection")
             handler.close_connection = True
+        fd = handler.connection.fileno()
         with self._lock:
             keep = not handler.close_connection and not self.stopping
             if keep:
-                self._returned.append(handler)
-        if keep:
-            self._wake()
-        else:
+                handler.busy, handler.idle_since = False, time.monotonic()
+                self._epoll.modify(fd, ARMED)
+            else:
+                self._drop(fd)
+        if not keep:
+            _close(handler)
+
+    def _drop(self, fd: int) -> None:
+        """Forget a connection (under the lock)."""
+        self._connections.pop(fd, None)
+        with contextlib.suppress(OSError):
+            self._epoll.unregister(fd)
+
+    def _sweep(self) -> None:
+        """Close keep-alive connections idle for IDLE_TIMEOUT_S (one thread a second does it)."""
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next_sweep:
+                return
+            self._next_sweep = now + 1.0
+            idle = [
+                (fd, h)
+                for fd, h in self._connections.items()
+                if not h.busy and now - h.idle_since > IDLE_TIMEOUT_S
+            ]
+            for fd, _ in idle:
+                self._drop(fd)
+        for _, handler in idle:
             _close(handler)
 
 
