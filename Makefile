@@ -16,7 +16,7 @@ TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: help setup data train evaluate up down status logs promote rollback canary retire \
-        test test-unit test-integration test-e2e lint format browser bench compare protos
+        test test-unit test-integration test-e2e test-compose base-image lint format browser bench compare protos
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -68,7 +68,7 @@ retire: $(STAMP) ## Stop loading unlabelled VERSION=N (SPECIFIC=1 switches an `a
 browser: ## Install Debian's Chromium for the browser tests if it is missing
 	@test -x /usr/bin/chromium || scripts/install-chromium.sh
 
-test: lint data browser ## Lint, then every test tier (unit, integration, e2e)
+test: lint data browser ## Lint, then every test tier (unit, integration, e2e; compose if an engine answers or can be started)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-unit: data ## Unit tests only (fast, no processes)
@@ -79,6 +79,12 @@ test-integration: data ## Integration tests (real model server, gateway, UI on l
 
 test-e2e: data browser ## Browser tests (Chromium drawing on the Gradio canvas)
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+test-compose: data ## Compose tier: build every image, run the stack under Docker (starts dockerd if root)
+	REQUIRE_DOCKER=1 $(PY) -m pytest tests/compose $(PYTEST_ARGS)
+
+base-image: ## Build the Dockerfiles' python base image from Debian (hosts without a registry; root)
+	scripts/build-base-image.sh
 
 bench: $(STAMP) ## Benchmarks: model server (gRPC/REST/in-process), gateway vs the seed design
 	$(PY) -m bench.model_server
