@@ -5,11 +5,14 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from stack import local
 from stack.services import StackSettings, local_services
+
+COMMITTED_CONFIG = Path(__file__).resolve().parents[2] / "serving" / "models.config"
 
 
 def test_pid_file_of_a_live_process_is_running(tmp_path):
@@ -68,3 +71,85 @@ def test_down_with_nothing_running_stops_nothing(tmp_path):
 def test_every_service_has_a_health_url(name):
     services = {service.name: service for service in local_services(StackSettings())}
     assert services[name].health_url.startswith("http://127.0.0.1:")
+
+
+def test_local_model_server_serves_the_live_state_not_the_committed_config(tmp_path):
+    settings = StackSettings(state_dir=str(tmp_path / "state"))
+    model_server, gateway, _ = local_services(settings)
+    live = tmp_path.resolve() / "state"
+    assert f"--model_config_file={live}/models.config" in model_server.args
+    assert not [arg for arg in model_server.args if arg.endswith("serving/models.config")]
+    assert gateway.env["ROUTING_FILE"] == f"{live}/routing.json"
+
+
+def test_state_dir_comes_from_state_dir_variable(tmp_path):
+    assert StackSettings.from_env({"STATE_DIR": str(tmp_path)}).state_dir == str(tmp_path)
+    assert StackSettings.from_env({}).state_dir == "state"
+
+
+@pytest.mark.parametrize("mode", ["local", "docker"])
+def test_up_seeds_the_live_state_before_starting_anything(tmp_path, monkeypatch, mode):
+    from stack import __main__ as cli
+
+    seen = []
+
+    def record(*_args, **_kwargs):
+        seen.append((tmp_path / "state" / "models.config").is_file())
+        return []
+
+    class RecordingCompose:
+        def __init__(self, *_args, **_kwargs):
+            pass
+
+        up = staticmethod(record)
+
+    monkeypatch.setattr(local, "up", record)
+    monkeypatch.setattr(cli, "Compose", RecordingCompose)
+    settings = StackSettings(state_dir=str(tmp_path / "state"), run_dir=str(tmp_path / "run"))
+    assert cli.cmd_up(settings, mode) == 0
+    assert seen == [True]
+    assert (tmp_path / "state" / "models.config").read_text() == COMMITTED_CONFIG.read_text()
+
+
+def _fake_cli(directory, name: str, exit_code: int) -> None:
+    path = directory / name
+    path.write_text(f"#!/bin/sh\nexit {exit_code}\n")
+    path.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("plugin_exit", "has_v1", "expected"),
+    [(0, True, ["docker", "compose"]), (1, True, ["docker-compose"]), (0, False, ["docker", "compose"])],
+)
+def test_compose_cli_is_the_v2_plugin_when_present_else_docker_compose(
+    tmp_path, monkeypatch, plugin_exit, has_v1, expected
+):
+    from stack import compose
+
+    _fake_cli(tmp_path, "docker", plugin_exit)
+    if has_v1:
+        _fake_cli(tmp_path, "docker-compose", 0)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert compose.compose_cli() == expected
+
+
+def test_no_compose_cli_is_a_clear_error(tmp_path, monkeypatch):
+    from stack import compose
+
+    _fake_cli(tmp_path, "docker", 1)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(compose.ComposeError, match="docker-compose"):
+        compose.compose_cli()
+
+
+def test_compose_commands_name_the_project():
+    from stack.compose import Compose
+
+    assert Compose({}, cli=["docker-compose"]).command("up", "-d") == [
+        "docker-compose",
+        "-p",
+        "mnist-serving",
+        "up",
+        "-d",
+    ]
+    assert Compose({"COMPOSE_PROJECT_NAME": "other"}, cli=["x"]).command("ps")[:3] == ["x", "-p", "other"]
