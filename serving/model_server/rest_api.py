@@ -163,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
     busy = False  # a thread is answering on this connection
     idle_since = 0.0
 
-    def __init__(self, request, client_address, server):  # noqa: D107 - unlike the base class, no handle()
+    def __init__(self, request, client_address, server):  # unlike the base class: set up, do not handle()
         self.request, self.client_address, self.server = request, client_address, server
         self.close_connection = False
         self.setup()

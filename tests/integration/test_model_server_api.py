@@ -432,14 +432,14 @@ def tuned_server(tmp_path_factory, repo_root):
         ],
         name="tuned_model_server",
     )
-    running.socket_path = root / "grpc.sock"
+    running.grpc_socket_path = root / "grpc.sock"
     yield running
     running.stop()
 
 
 def test_grpc_over_the_unix_socket_answers_like_tcp(tuned_server):
     request = official_predict_request(IMAGES)
-    with grpc.insecure_channel(f"unix:{tuned_server.socket_path}") as unix_channel:
+    with grpc.insecure_channel(f"unix:{tuned_server.grpc_socket_path}") as unix_channel:
         over_unix = prediction_service_pb2_grpc.PredictionServiceStub(unix_channel).Predict(
             request, timeout=30
         )

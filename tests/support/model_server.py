@@ -61,6 +61,7 @@ class RunningModelServer:
     process: ServiceProcess
     grpc_port: int
     rest_port: int
+    grpc_socket_path: Path | None = None  # set when started with --grpc_socket_path
 
     @property
     def grpc_target(self) -> str:
