@@ -169,7 +169,7 @@ def test_dockerfile_passes_hadolint(dockerfile):
 
 def test_dockerignore_keeps_contexts_small():
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
-    for entry in (".git", ".venv", "data", "models"):
+    for entry in (".git", ".venv", "data", "models", "state", "run"):
         assert entry in ignored
 
 
