@@ -555,3 +555,21 @@ def test_no_grpc_port_and_no_socket_is_a_clear_start_up_error(tmp_path):
         process.stop()
     assert code == 1
     assert "At least one of --port or --grpc_socket_path must be set" in process.log_path.read_text()
+
+
+def test_port_zero_serves_grpc_only_on_the_socket(tmp_path):
+    socket_path = tmp_path / "only.sock"
+    running = start_model_server(
+        tmp_path, extra_flags=["--port=0", f"--grpc_socket_path={socket_path}"], name="socket_only"
+    )
+    try:
+        with grpc.insecure_channel(f"unix:{socket_path}") as channel:
+            reply = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+                official_predict_request(IMAGES[:1]), timeout=30
+            )
+        assert reply.model_spec.version.value == 1
+        log = running.process.log_tail(100_000)
+        assert f"Running gRPC ModelServer at UNIX socket {socket_path}" in log
+        assert "Running gRPC ModelServer at 127.0.0.1" not in log
+    finally:
+        running.stop()
