@@ -42,9 +42,14 @@ def print_urls(settings: StackSettings) -> None:
     print(f"  live state {Path(settings.state_dir).resolve()}")
 
 
-def compose_env() -> dict[str, str]:
-    """The environment Compose interpolates: the caller's, plus the host user for the train service."""
-    return {**os.environ, "HOST_UID": str(os.getuid()), "HOST_GID": str(os.getgid())}
+def compose_env(settings: StackSettings) -> dict[str, str]:
+    """The environment Compose interpolates: the caller's, the host user for `train`, absolute mounts."""
+    env = {**os.environ, "HOST_UID": str(os.getuid()), "HOST_GID": str(os.getgid())}
+    # Compose takes a bind source without ./ or / for a named volume; the state dir must stay a bind mount.
+    env["STATE_DIR"] = str(Path(settings.state_dir).resolve())
+    if env.get("MODELS_DIR"):
+        env["MODELS_DIR"] = str(Path(env["MODELS_DIR"]).resolve())
+    return env
 
 
 def cmd_up(settings: StackSettings, mode: str) -> int:
@@ -55,7 +60,7 @@ def cmd_up(settings: StackSettings, mode: str) -> int:
     ensure_state(Path(settings.state_dir))
     if mode == "docker":
         try:
-            Compose(compose_env()).up()
+            Compose(compose_env(settings)).up()
         except ComposeError as exc:
             print(f"make up: error: {exc}", file=sys.stderr)
             return 1
@@ -77,7 +82,7 @@ def cmd_up(settings: StackSettings, mode: str) -> int:
 def cmd_down(settings: StackSettings, mode: str) -> int:
     if mode == "docker":
         try:
-            Compose(compose_env()).down()
+            Compose(compose_env(settings)).down()
         except ComposeError as exc:
             print(f"make down: error: {exc}", file=sys.stderr)
             return 1
@@ -91,7 +96,7 @@ def cmd_down(settings: StackSettings, mode: str) -> int:
 def cmd_status(settings: StackSettings, mode: str) -> int:
     if mode == "docker":
         try:
-            states = Compose(compose_env()).health()
+            states = Compose(compose_env(settings)).health()
         except ComposeError as exc:
             print(f"make status: error: {exc}", file=sys.stderr)
             return 1
@@ -108,7 +113,7 @@ def cmd_status(settings: StackSettings, mode: str) -> int:
 def cmd_logs(settings: StackSettings, mode: str, follow: bool) -> int:
     if mode == "docker":
         try:
-            compose = Compose(compose_env())
+            compose = Compose(compose_env(settings))
         except ComposeError as exc:
             print(f"make logs: error: {exc}", file=sys.stderr)
             return 1

@@ -12,10 +12,12 @@ import time
 import urllib.request
 
 import pytest
+from gradio_client import Client
 
 from stack.compose import Compose
 from tests.compose.conftest import PROJECT
 from tests.integration.test_stack_lifecycle import Traffic, export_copy
+from tests.integration.test_ui_gradio_client import canvas_value, drawn_digit, shown_digit
 from tests.support.processes import REPO_ROOT
 from training.dataset import DEFAULT_DATA_DIR
 from training.idx import read_idx
@@ -127,9 +129,13 @@ def test_predict_through_the_published_gateway_port(running_stack, stack_env, di
     assert response.status == 200 and reply["digit"] == 7 and reply["model"]["version"] == 1
 
 
-def test_ui_answers_on_its_published_port(running_stack, stack_env):
-    with urllib.request.urlopen(f"http://127.0.0.1:{stack_env['UI_PORT']}/", timeout=10) as response:
-        assert response.status == 200
+def test_ui_reads_a_drawn_digit_through_the_gateway(running_stack, stack_env, tmp_path):
+    # Gradio keeps the upload in /tmp (tmpfs): the read-only root does not stop a drawing being read.
+    client = Client(f"http://127.0.0.1:{stack_env['UI_PORT']}/", verbose=False)
+    digit_html, *_ = client.predict(
+        canvas_value(drawn_digit(tmp_path, 3)), "enhanced", "default", api_name="/predict_drawing"
+    )
+    assert shown_digit(digit_html) == 3
 
 
 def test_promote_under_traffic_has_zero_failed_requests(running_stack, stack_env, workspace, digits):

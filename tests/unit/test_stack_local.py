@@ -153,3 +153,13 @@ def test_compose_commands_name_the_project():
         "-d",
     ]
     assert Compose({"COMPOSE_PROJECT_NAME": "other"}, cli=["x"]).command("ps")[:3] == ["x", "-p", "other"]
+
+
+def test_compose_gets_absolute_mount_sources(tmp_path, monkeypatch):
+    from stack import __main__ as cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MODELS_DIR", "my-models")
+    env = cli.compose_env(StackSettings(state_dir="my-state"))
+    # A relative source would be a named volume to Compose, not the directory the lifecycle writes.
+    assert env["STATE_DIR"] == str(tmp_path / "my-state") and env["MODELS_DIR"] == str(tmp_path / "my-models")
