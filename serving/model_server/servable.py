@@ -154,9 +154,6 @@ class Servable:
             raise invalid_argument(str(exc).splitlines()[0]) from None
         return {alias: results[alias].numpy() for alias in outputs_wanted}
 
-    def enable_fast_calls(self, sample_inputs: dict[str, dict[str, np.ndarray]]) -> None:
-        """Does nothing: signatures always run through their public call (kept while server.py calls it)."""
-
     def enable_tflite(self, sample_inputs: dict[str, dict[str, np.ndarray]]) -> None:
         """Run each signature with model.tflite if it has the same inputs and outputs and answers alike.
 

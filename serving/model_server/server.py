@@ -29,7 +29,6 @@ def servable_loader(warm_up: bool = True, tflite_pools: int | None = None):
     def load_servable(name: str, version: int, path: Path):
         servable = Servable(name, version, path, tflite_pools)
         samples = servable.sample_inputs()
-        servable.enable_fast_calls(samples)
         servable.enable_tflite(samples)
         if warm_up:
             servable.warm_up()
