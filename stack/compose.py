@@ -101,7 +101,11 @@ class Compose:
         # `up --wait` is v2-only; waiting here serves both CLIs.
         result = self.run("up", "-d", *(["--build"] if build else []))
         if result.returncode != 0:
-            raise ComposeError(f"`{' '.join(self.command('up'))}` failed (exit {result.returncode})")
+            raise ComposeError(
+                f"`{' '.join(self.command('up'))}` failed (exit {result.returncode}); if tensorflow/serving "
+                "cannot be pulled here, use the local model server's image: "
+                "COMPOSE_FILE=docker-compose.yml:docker-compose.local-server.yml"
+            )
         self.wait_healthy(timeout_s)
 
     def down(self) -> None:

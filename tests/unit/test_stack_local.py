@@ -163,3 +163,11 @@ def test_compose_gets_absolute_mount_sources(tmp_path, monkeypatch):
     env = cli.compose_env(StackSettings(state_dir="my-state"))
     # A relative source would be a named volume to Compose, not the directory the lifecycle writes.
     assert env["STATE_DIR"] == str(tmp_path / "my-state") and env["MODELS_DIR"] == str(tmp_path / "my-models")
+
+
+def test_a_failed_compose_up_is_an_error_that_names_the_local_server_override(tmp_path):
+    from stack.compose import Compose, ComposeError
+
+    _fake_cli(tmp_path, "compose", 1)
+    with pytest.raises(ComposeError, match="docker-compose.local-server.yml"):
+        Compose({}, cli=[str(tmp_path / "compose")]).up(timeout_s=1)
