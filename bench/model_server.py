@@ -25,15 +25,17 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 from contract import layout  # noqa: E402 - after the repo root is on the path
+from serving.flags_source import behaviour_flags  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 GRPC_P50_TARGET_MS = 2.0
 PACED_PAUSE_S = 0.003
 PACED = f"+{PACED_PAUSE_S * 1000:g} ms idle"
-# As in `make serve`: one intra-op thread gives the lowest one-image latency on 2 cores.
+# What `make up` and Compose run (serving/tfserving.flags): batching, TFLite, one intra-op thread.
+DEFAULT_SERVER_FLAGS = behaviour_flags()
+# The in-process baseline uses the same thread count as the server.
 INTRA_OP_THREADS = 1
-DEFAULT_SERVER_FLAGS = [f"--tensorflow_intra_op_parallelism={INTRA_OP_THREADS}", "--prefer_tflite_model=true"]
 READY_TIMEOUT_S = 120.0
 
 

@@ -56,11 +56,33 @@ def local_flags(
     result = []
     for flag in read_flags(path):
         name, value = flag[2:].split("=", 1)
-        if name in ports:
-            value = str(ports[name])
-        for inside, outside in mounts.items():
-            if value == inside or value.startswith(inside + "/"):
-                value = str(outside) + value[len(inside) :]
-        result.append(f"--{name}={value}")
+        result.append(f"--{name}={ports[name] if name in ports else _mapped(value, mounts)}")
     result.append(f"--storage_path_prefix={Path(storage_path_prefix).resolve()}")
     return result
+
+
+# Flags that say where a server listens and which models it serves: each caller sets these itself.
+PLACEMENT_FLAGS = ("port", "rest_api_port", "model_config_file")
+
+
+def behaviour_flags(serving_dir: Path = FLAGS_FILE.parent, path: Path = FLAGS_FILE) -> list[str]:
+    """The file's flags but PLACEMENT_FLAGS, /serving mapped to `serving_dir`: how every server behaves.
+
+    Tests and benchmarks start model servers on their own ports and models with these, so they run what
+    `make up` and Compose run (batching, TFLite, timeouts, polling, warm-up).
+    """
+    mounts = {CONTAINER_SERVING_DIR: Path(serving_dir).resolve()}
+    result = []
+    for flag in read_flags(path):
+        name, value = flag[2:].split("=", 1)
+        if name not in PLACEMENT_FLAGS:
+            result.append(f"--{name}={_mapped(value, mounts)}")
+    return result
+
+
+def _mapped(value: str, mounts: dict[str, Path]) -> str:
+    """`value` with a leading container directory replaced by its host directory."""
+    for inside, outside in mounts.items():
+        if value == inside or value.startswith(inside + "/"):
+            return str(outside) + value[len(inside) :]
+    return value

@@ -11,20 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
+from serving.flags_source import behaviour_flags
 from tests.support.processes import READY_TIMEOUT_S, REPO_ROOT, ServiceProcess, free_port
 
 MODEL_NAME = "mnist"
 COMMITTED_MODEL_DIR = REPO_ROOT / "models" / "mnist"
 # A tiny export with the same signature, used only while the committed baseline is not there yet.
 SMOKE_MODEL_DIR = Path("/tmp/smoke_models")
-# The flags `make up` uses besides ports and paths (stack/services.py); `extra_flags` come later and win.
-DEFAULT_FLAGS = (
-    "--allow_version_labels_for_unavailable_models=true",
-    "--max_num_load_retries=0",
-    "--file_system_poll_wait_seconds=1",
-    "--tensorflow_intra_op_parallelism=1",
-    "--prefer_tflite_model=true",
-)
+# The flags `make up` and Compose use besides ports and models (serving/tfserving.flags, the one source);
+# `extra_flags` come later and win.
+DEFAULT_FLAGS = tuple(behaviour_flags())
 
 
 def default_model_version_dir() -> Path:

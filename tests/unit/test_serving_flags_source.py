@@ -114,3 +114,16 @@ def test_comments_and_blank_lines_are_dropped(tmp_path):
     assert local_flags(state_dir=tmp_path, storage_path_prefix=tmp_path, grpc_port=7, rest_port=8, path=path)[
         :2
     ] == ["--port=7", "--rest_api_port=8"]
+
+
+def test_tests_and_benchmarks_start_model_servers_with_the_shipped_behaviour_flags():
+    from bench.model_server import DEFAULT_SERVER_FLAGS
+    from serving.flags_source import PLACEMENT_FLAGS, behaviour_flags
+    from tests.support.model_server import DEFAULT_FLAGS
+
+    shipped = [flag for flag in read_flags() if flag_names([flag])[0] not in PLACEMENT_FLAGS]
+    assert flag_names(behaviour_flags()) == flag_names(shipped)
+    assert "--enable_batching=true" in behaviour_flags() and "--prefer_tflite_model=true" in behaviour_flags()
+    assert list(DEFAULT_FLAGS) == behaviour_flags() == DEFAULT_SERVER_FLAGS
+    batching_file = next(f for f in behaviour_flags() if f.startswith("--batching_parameters_file="))
+    assert Path(batching_file.split("=", 1)[1]) == REPO_ROOT / "serving" / "batching.config"
