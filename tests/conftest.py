@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-_TIERS = ("unit", "integration", "e2e")
+_TIERS = ("unit", "integration", "e2e", "compose")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark each test with its tier (unit, integration, e2e) from its folder."""
+    """Mark each test with its tier (unit, integration, e2e, compose) from its folder."""
     for item in items:
         parts = Path(str(item.fspath)).parts
         for tier in _TIERS:
