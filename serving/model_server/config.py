@@ -51,17 +51,6 @@ def _build_missing_protos():
         ("max_enqueued_batches", 3, "Int64Value"),
         ("num_batch_threads", 4, "Int64Value"),
         ("thread_pool_name", 5, "StringValue"),
-    ):
-        batching.field.add(
-            name=name,
-            number=number,
-            type=f.TYPE_MESSAGE,
-            label=f.LABEL_OPTIONAL,
-            type_name=f".google.protobuf.{wrapper}",
-        )
-    batching.field.add(name="allowed_batch_sizes", number=6, type=f.TYPE_INT64, label=f.LABEL_REPEATED)
-    batching.field.add(name="pad_variable_length_inputs", number=7, type=f.TYPE_BOOL, label=f.LABEL_OPTIONAL)
-    for name, number, wrapper in (
         ("enable_large_batch_splitting", 8, "BoolValue"),
         ("max_execution_batch_size", 9, "Int64Value"),
     ):
@@ -72,6 +61,8 @@ def _build_missing_protos():
             label=f.LABEL_OPTIONAL,
             type_name=f".google.protobuf.{wrapper}",
         )
+    batching.field.add(name="allowed_batch_sizes", number=6, type=f.TYPE_INT64, label=f.LABEL_REPEATED)
+    batching.field.add(name="pad_variable_length_inputs", number=7, type=f.TYPE_BOOL, label=f.LABEL_OPTIONAL)
     pool.Add(fdp)
     return (
         message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")),
