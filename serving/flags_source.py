@@ -40,7 +40,7 @@ def container_mounts(serving_dir: Path, state_dir: Path) -> dict[str, Path]:
 def local_flags(
     *,
     state_dir: Path,
-    storage_path_prefix: Path,
+    storage_path_prefix: str | Path,
     grpc_port: int,
     rest_port: int,
     serving_dir: Path = FLAGS_FILE.parent,
@@ -57,7 +57,9 @@ def local_flags(
     for flag in read_flags(path):
         name, value = flag[2:].split("=", 1)
         result.append(f"--{name}={ports[name] if name in ports else _mapped(value, mounts)}")
-    result.append(f"--storage_path_prefix={Path(storage_path_prefix).resolve()}")
+    # An empty prefix means base_path as written, as for TF Serving and the lifecycle (not the cwd).
+    if str(storage_path_prefix):
+        result.append(f"--storage_path_prefix={Path(storage_path_prefix).resolve()}")
     return result
 
 

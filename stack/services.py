@@ -72,7 +72,7 @@ def local_services(settings: StackSettings) -> list[Service]:
                 "serving.model_server",
                 *local_flags(
                     state_dir=Path(settings.state_dir),
-                    storage_path_prefix=Path(settings.storage_path_prefix),
+                    storage_path_prefix=settings.storage_path_prefix,
                     grpc_port=settings.grpc_port,
                     rest_port=settings.rest_port,
                 ),

@@ -127,3 +127,8 @@ def test_tests_and_benchmarks_start_model_servers_with_the_shipped_behaviour_fla
     assert list(DEFAULT_FLAGS) == behaviour_flags() == DEFAULT_SERVER_FLAGS
     batching_file = next(f for f in behaviour_flags() if f.startswith("--batching_parameters_file="))
     assert Path(batching_file.split("=", 1)[1]) == REPO_ROOT / "serving" / "batching.config"
+
+
+def test_an_empty_storage_path_prefix_serves_base_paths_as_written(tmp_path):
+    flags = local_flags(state_dir=tmp_path, storage_path_prefix="", grpc_port=7, rest_port=8)
+    assert not [flag for flag in flags if flag.startswith("--storage_path_prefix")]
