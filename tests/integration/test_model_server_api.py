@@ -376,6 +376,20 @@ def test_prometheus_metrics_count_requests_by_status(server):
     assert ":tensorflow:serving:request_latency_bucket{" in page
 
 
+def test_a_gateway_metrics_dir_in_the_environment_does_not_break_the_model_server(tmp_path, monkeypatch):
+    # PROMETHEUS_MULTIPROC_DIR is the gateway's setting; inherited by the model server, prometheus_client
+    # would write (or fail to write) multiprocess files instead of keeping its metrics in memory.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "gone"))
+    running = start_model_server(tmp_path / "server", name="multiproc_env_model_server")
+    try:
+        http(running, "POST", "/v1/models/mnist:predict", IMAGE_JSON)
+        page = metrics_page(running)
+    finally:
+        running.stop()
+    assert ':tensorflow:serving:request_count_total{entrypoint="REST",model_name="mnist",status="OK"}' in page
+    assert not (tmp_path / "gone").exists()
+
+
 def test_model_names_not_in_the_config_create_no_series(server, prediction_stub):
     def unlisted(name: str) -> None:
         http(server, "POST", f"/v1/models/{urllib.parse.quote(name)}:predict", IMAGE_JSON)

@@ -11,12 +11,17 @@ CONF = Path(__file__).resolve().parents[2] / "gateway" / "gunicorn.conf.py"
 
 @pytest.fixture
 def conf(monkeypatch):
-    for name in ("PROMETHEUS_MULTIPROC_DIR", "GATEWAY_OWNS_METRICS_DIR", "GRPC_EXPERIMENTS"):
+    # The config writes os.environ itself; the whole environment is put back after each test, so no later
+    # test's child process inherits a metrics directory that no longer exists.
+    saved = dict(os.environ)
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "GATEWAY_OWNS_METRICS_DIR"):
         monkeypatch.delenv(name, raising=False)
     spec = importlib.util.spec_from_file_location("gunicorn_conf_under_test", CONF)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
+    yield module
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_operator_metrics_dir_keeps_everything_but_stale_metric_files(conf, tmp_path, monkeypatch):
