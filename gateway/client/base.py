@@ -77,7 +77,7 @@ def with_retries(
 ) -> T:
     """Run `call`, retrying only UpstreamUnavailable, with exponential backoff, within `deadline`.
 
-    `pause(seconds)` waits out a backoff: time.sleep, or a wait that also reconnects (gRPC). A backoff
+    `pause(seconds)` waits out a backoff (time.sleep; a test may record it instead). A backoff
     that would end past the deadline is not started: the last error is the answer.
     """
     attempt = 0

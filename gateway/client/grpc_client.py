@@ -2,7 +2,6 @@
 
 import os
 import threading
-import time
 
 import grpc
 import numpy as np
@@ -103,28 +102,7 @@ class GrpcServingClient(ServingClient):
             retries=self._config.upstream_retries,
             backoff_s=self._config.upstream_backoff_s,
             deadline=deadline,
-            pause=self._reconnect,
         )
-
-    def _reconnect(self, seconds: float) -> None:
-        """Wait out a retry's backoff while connecting the channel.
-
-        With gRPC's EventEngine off (gateway/gunicorn.conf.py), a channel makes progress only while a
-        thread polls it: sleeping through the backoff would leave a restarted model server unconnected.
-        The whole backoff is still waited, so a server that answers UNAVAILABLE is not retried at once.
-        """
-        until = time.monotonic() + seconds
-        with self._lock:
-            channel = self._channel if self._pid == os.getpid() else None
-        if channel is not None:
-            ready = grpc.channel_ready_future(channel)
-            try:
-                ready.result(timeout=seconds)
-            except grpc.FutureTimeoutError:
-                pass
-            finally:
-                ready.cancel()
-        time.sleep(max(0.0, until - time.monotonic()))
 
     def _spec(self, **choice) -> pb.ModelSpec:
         spec = pb.ModelSpec(name=self._config.model_name, **choice)
