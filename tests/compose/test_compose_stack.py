@@ -16,9 +16,9 @@ from gradio_client import Client
 
 from stack.compose import Compose
 from tests.compose.conftest import PROJECT
-from tests.integration.test_stack_lifecycle import Traffic, export_copy
-from tests.integration.test_ui_gradio_client import canvas_value, drawn_digit, shown_digit
 from tests.support.processes import REPO_ROOT
+from tests.support.traffic import Traffic, export_copy
+from tests.support.ui_client import canvas_value, drawn_digit, shown_digit
 from training.dataset import DEFAULT_DATA_DIR
 from training.idx import read_idx
 

@@ -1,9 +1,7 @@
 """gradio_client against the real UI, gateway and local model server: digits in, predictions out."""
 
 import io
-import re
 import socket
-from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +11,7 @@ from PIL import Image
 from tests.e2e.digit_strokes import DIGIT_STROKES, render_digit_png
 from tests.support.processes import free_port
 from tests.support.stack import start_stack, start_ui
+from tests.support.ui_client import canvas_value, drawn_digit, shown_digit
 from ui.config import UIConfig
 from ui.present import EMPTY_CANVAS_MESSAGE, EMPTY_UPLOAD_MESSAGE
 
@@ -29,29 +28,6 @@ def stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(stack):
     return Client(stack.ui_url, verbose=False)
-
-
-def shown_digit(digit_html: str) -> int | None:
-    """The digit the page shows in large type (None for the placeholder)."""
-    match = re.search(r'data-digit="(\d)"', digit_html)
-    return int(match.group(1)) if match else None
-
-
-def canvas_value(png_path: Path | None) -> dict:
-    """A Sketchpad value as an API client sends it: one layer and its composite."""
-    if png_path is None:
-        return {"background": None, "layers": [], "composite": None}
-    return {
-        "background": None,
-        "layers": [handle_file(str(png_path))],
-        "composite": handle_file(str(png_path)),
-    }
-
-
-def drawn_digit(tmp_path: Path, digit: int) -> Path:
-    path = tmp_path / f"drawn_{digit}.png"
-    path.write_bytes(render_digit_png(digit))
-    return path
 
 
 @pytest.mark.parametrize("digit", DIGITS)
