@@ -7,7 +7,6 @@ local model server's image (serving/Dockerfile), started by the same entrypoint 
 
 import json
 import subprocess
-import sys
 import time
 import urllib.request
 
@@ -16,7 +15,7 @@ from gradio_client import Client
 
 from stack.compose import Compose
 from tests.compose.conftest import PROJECT
-from tests.support.processes import REPO_ROOT
+from tests.support.processes import REPO_ROOT, run_stack_cli
 from tests.support.traffic import Traffic, export_copy
 from tests.support.ui_client import canvas_value, drawn_digit, shown_digit
 from training.dataset import DEFAULT_DATA_DIR
@@ -27,16 +26,8 @@ TIMINGS: dict[str, float] = {}
 
 
 def stack(env: dict, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    """`python -m stack <args>`, what `make up/down/promote` run."""
-    return subprocess.run(
-        [sys.executable, "-m", "stack", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """`python -m stack <args>`, with room for image builds."""
+    return run_stack_cli(env, *args, timeout=timeout)
 
 
 def project_objects(kind: str) -> list[str]:

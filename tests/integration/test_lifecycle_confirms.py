@@ -8,7 +8,6 @@ promotion touched anything tracked. The model server reads the live config, as `
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from tests.support.model_server import (
     official_predict_request,
     start_model_server,
 )
-from tests.support.processes import REPO_ROOT, free_port
+from tests.support.processes import REPO_ROOT, free_port, run_stack_cli
 
 IMAGE = np.random.default_rng(5).random((1, 28, 28, 1), dtype=np.float32)
 COMMAND_TIMEOUT_S = 180
@@ -82,15 +81,7 @@ def stack(repo: Path, server, *args: str, **env: str) -> subprocess.CompletedPro
         full_env.pop(name, None)
     full_env["TF_SERVING_GRPC_PORT"] = str(server.grpc_port) if server else str(free_port())
     full_env.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "stack", *args],
-        cwd=repo,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-        check=False,
-    )
+    return run_stack_cli(full_env, *args, cwd=repo, timeout=COMMAND_TIMEOUT_S)
 
 
 def served_by_label(server, label: str) -> int | str:

@@ -3,8 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -12,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import REPO_ROOT, free_port
+from tests.support.processes import REPO_ROOT, free_port, run_stack_cli
 from tests.support.traffic import BASELINE, FOLLOW_TIMEOUT_S, Traffic, export_copy
 from training.dataset import DEFAULT_DATA_DIR
 from training.idx import read_idx
@@ -49,16 +47,7 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def stack(env: dict, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "stack", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+stack = run_stack_cli
 
 
 @pytest.fixture(scope="module")

@@ -85,3 +85,18 @@ class ServiceProcess:
                 pass
         self._log.close()
         return self.process.returncode
+
+
+def run_stack_cli(
+    env: dict, *args: str, cwd: Path = REPO_ROOT, timeout: float = 240
+) -> subprocess.CompletedProcess:
+    """`python -m stack <args>`, what `make up/down/promote/...` run, from `cwd`; output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "stack", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
