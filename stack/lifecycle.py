@@ -22,7 +22,7 @@ from contract import layout, mnist
 from contract.routing import RoutingFileError, read_routing
 from stack import gate, model_config
 from stack.model_status import ModelServerClient, ModelServerUnavailable, model_server_address
-from stack.state import ensure_state, live_model_config, live_routing_file, state_dir
+from stack.state import ensure_state, live_model_config, live_routing_file, state_dir, write_atomically
 
 DEFAULT_TIMEOUT_S = 90.0  # loading and warming a version on a busy 2-core machine
 POLL_INTERVAL_S = 0.5
@@ -96,7 +96,7 @@ def _read_optional(path: Path) -> str | None:
 
 
 def _write_routing(path: Path, routing: dict) -> None:
-    model_config.write_atomically(path, json.dumps(routing, indent=2) + "\n")
+    write_atomically(path, json.dumps(routing, indent=2) + "\n")
 
 
 def _one_at_a_time(command):
@@ -237,19 +237,17 @@ class Lifecycle:
             yield
         except BaseException:
             if config_path.read_text() != config_before:
-                model_config.write_atomically(config_path, config_before)
+                write_atomically(config_path, config_before)
                 self.log(f"restored {config_path} as it was")
             if _read_optional(routing_path) != routing_before:
                 if routing_before is None:
                     routing_path.unlink()
                 else:
-                    model_config.write_atomically(routing_path, routing_before)
+                    write_atomically(routing_path, routing_before)
             raise
 
     def _write_config(self, live: _Live) -> None:
-        model_config.write_atomically(
-            self.settings.model_config_file, model_config.render_config(live.config, live.text)
-        )
+        write_atomically(self.settings.model_config_file, model_config.render_config(live.config, live.text))
 
     def _make_available(self, live: _Live, version: int) -> None:
         """Have the policy load `version` and wait until it is AVAILABLE (labels need that)."""

@@ -5,8 +5,6 @@ about to point at (and sheds the oldest unlabelled versions beyond the bound); `
 left alone, and a version they do not load is refused with what to change.
 """
 
-import os
-import tempfile
 from pathlib import Path
 
 from google.protobuf import text_format
@@ -44,15 +42,6 @@ def render_config(config, previous_text: str = "") -> str:
             break
         header.append(line)
     return ("".join(header) or DEFAULT_HEADER) + text_format.MessageToString(config)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one rename, so a polling server never reads half a file."""
-    path = Path(path)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp.write(text)
-    os.chmod(tmp.name, 0o644)  # the containers read it as a non-root user
-    os.replace(tmp.name, path)
 
 
 def mnist_entry(config):

@@ -1,7 +1,7 @@
 """The live state directory: created and seeded from the committed defaults before the stack starts."""
 
 import os
-import shutil
+import tempfile
 from pathlib import Path
 
 from contract import state
@@ -33,8 +33,14 @@ def ensure_state(directory: Path, default_config: Path = Path(state.DEFAULT_MODE
     os.chmod(directory, 0o755)
     config = live_model_config(directory)
     if not config.exists():
-        staged = config.with_name(f".{config.name}.seed")
-        shutil.copyfile(default_config, staged)
-        os.chmod(staged, 0o644)
-        os.replace(staged, config)
+        write_atomically(config, Path(default_config).read_text())
     return directory
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` in one rename, so a polling server never reads half a file."""
+    path = Path(path)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        tmp.write(text)
+    os.chmod(tmp.name, 0o644)  # the containers read it as a non-root user
+    os.replace(tmp.name, path)

@@ -22,8 +22,7 @@ from tensorflow_serving.apis import (
 )
 
 from contract import layout
-from stack.model_config import write_atomically
-from stack.state import ensure_state
+from stack.state import ensure_state, write_atomically
 from tests.support.model_server import (
     copy_model,
     default_model_version_dir,
