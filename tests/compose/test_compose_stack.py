@@ -82,15 +82,16 @@ def test_every_service_is_healthy_through_its_healthcheck(running_stack, stack_e
     assert status.returncode == 0, status.stdout + status.stderr
 
 
+def inspect(container: str, template: str) -> str:
+    """`docker inspect -f <template>` of one container."""
+    return subprocess.run(
+        ["docker", "inspect", "-f", template, container], capture_output=True, text=True, check=True
+    ).stdout
+
+
 def test_services_run_non_root_on_read_only_roots(running_stack):
     for service, container in running_stack.container_ids().items():
-        inspect = subprocess.run(
-            ["docker", "inspect", "-f", "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}}", container],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        user, read_only = inspect.stdout.split()
+        user, read_only = inspect(container, "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}}").split()
         uid = subprocess.run(
             ["docker", "exec", container, "id", "-u"], capture_output=True, text=True, check=True
         ).stdout.strip()
@@ -100,13 +101,8 @@ def test_services_run_non_root_on_read_only_roots(running_stack):
 
 def test_published_ports_are_on_loopback_only(running_stack):
     for service, container in running_stack.container_ids().items():
-        ports = subprocess.run(
-            ["docker", "inspect", "-f", "{{json .NetworkSettings.Ports}}", container],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        bindings = [b for entries in json.loads(ports.stdout).values() if entries for b in entries]
+        ports = json.loads(inspect(container, "{{json .NetworkSettings.Ports}}"))
+        bindings = [b for entries in ports.values() if entries for b in entries]
         assert bindings and {b["HostIp"] for b in bindings} == {"127.0.0.1"}, (service, bindings)
 
 
