@@ -1,9 +1,9 @@
 """make compare: accuracy and confidence of standard vs enhanced preprocessing, measured through the gateway.
 
-Sends MNIST test digits and harder variants of them (inverted, off-centre, rescaled, thick, thin,
-noisy, JPEG artefacts; training/hard_variants.py) as PNG/JPEG uploads to POST /v1/predict/batch, once per preprocessing mode,
-and writes reports/confidence_comparison.{png,json,md}. Uses a running gateway (--gateway URL) or
-starts the local model server + gateway itself.
+Sends MNIST test digits and harder variants of them (training/hard_variants.py: inverted, off-centre,
+rescaled, thick, thin, noisy, JPEG artefacts) as PNG/JPEG uploads to POST /v1/predict/batch, once per
+preprocessing mode, and writes reports/confidence_comparison.{png,json,md}. Uses a running gateway
+(--gateway URL) or starts the local model server + gateway itself.
 """
 
 import argparse
