@@ -1,23 +1,24 @@
 """The Gradio Blocks app: a drawing canvas and an upload tab in front of the gateway."""
 
 from collections.abc import Callable
+from dataclasses import fields
 
 import gradio as gr
 
 from contract.mnist import DEFAULT_PREPROCESSING, PREPROCESSING_MODES
 from ui.canvas import DEFAULT_MODEL_CHOICE, canvas_to_request, upload_to_request
-from ui.client import GatewayClient, GatewayError, PredictRequest
+from ui.client import GatewayClient, PredictRequest
 from ui.config import UIConfig
+from ui.predict import predict_view
 from ui.present import (
     EMPTY_CANVAS_MESSAGE,
     EMPTY_UPLOAD_MESSAGE,
+    EXPLAIN_CAPTION,
     PLACEHOLDER_DIGIT_HTML,
     PredictionView,
     model_choices,
     status_markdown,
-    view_from_error,
     view_from_message,
-    view_from_result,
 )
 
 CANVAS_ELEM_ID = "digit-canvas"
@@ -28,6 +29,8 @@ CANVAS_SIZE_PX = (448, 448)
 CANVAS_HEIGHT_PX = 560
 BRUSH_RADIUS_PX = 18
 STATUS_REFRESH_S = 10.0
+# One Gradio output per PredictionView field (PredictionView.as_outputs).
+RESULT_OUTPUTS = len(fields(PredictionView))
 
 # Finds the canvas's buttons by their English label ("Brush", "Clear canvas"); other locales translate
 # the labels, so each lookup falls back to the button's place: the brush is the first button of the side
@@ -93,6 +96,7 @@ CSS = """
 .digit-big { font-size: 7rem; font-weight: 800; line-height: 1.1; }
 .digit-empty { opacity: 0.25; }
 .digit-caption { font-size: 1rem; opacity: 0.75; }
+.not-digit { font-size: 2rem; font-weight: 800; line-height: 1.2; padding: 1.5rem 0 0.5rem; }
 /* The 28x28 model input, scaled up with hard pixel edges so each input pixel is visible. */
 .pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
 """
@@ -111,26 +115,34 @@ def create_demo(config: UIConfig | None = None, client: GatewayClient | None = N
             return view_from_message(f"Cannot send that: {error}")
         if request is None:
             return view_from_message(empty_message)
-        try:
-            return view_from_result(client.predict(request))
-        except GatewayError as error:
-            return view_from_error(error)
+        return predict_view(client, request)
 
-    def predict_drawing(canvas, preprocessing, model_choice):
-        """Predict the digit drawn on the canvas."""
-        view = run(lambda: canvas_to_request(canvas, preprocessing, model_choice), EMPTY_CANVAS_MESSAGE)
+    def predict_drawing(canvas, preprocessing, model_choice, explain=False):
+        """Predict the digit drawn on the canvas; `explain` adds the integrated-gradients heat-map."""
+        view = run(
+            lambda: canvas_to_request(canvas, preprocessing, model_choice, explain), EMPTY_CANVAS_MESSAGE
+        )
         return view.as_outputs()
 
-    def predict_live(canvas, preprocessing, model_choice, live):
+    def predict_live(canvas, preprocessing, model_choice, explain, live):
         """Predict while drawing when live mode is on; an empty canvas just resets the result."""
         if not live:
-            return tuple(gr.skip() for _ in range(5))
-        return run(lambda: canvas_to_request(canvas, preprocessing, model_choice), "").as_outputs()
+            return tuple(gr.skip() for _ in range(RESULT_OUTPUTS))
+        return run(lambda: canvas_to_request(canvas, preprocessing, model_choice, explain), "").as_outputs()
 
-    def predict_upload(path, preprocessing, model_choice):
-        """Predict the digit in an uploaded image file."""
-        view = run(lambda: upload_to_request(path, preprocessing, model_choice), EMPTY_UPLOAD_MESSAGE)
+    def predict_upload(path, preprocessing, model_choice, explain=False):
+        """Predict the digit in an uploaded image file; `explain` adds the heat-map."""
+        view = run(
+            lambda: upload_to_request(path, preprocessing, model_choice, explain), EMPTY_UPLOAD_MESSAGE
+        )
         return view.as_outputs()
+
+    def toggle_explain(canvas, preprocessing, model_choice, explain, live):
+        """Show or hide the heat-map; switching it on re-reads a live drawing, switching off calls nobody."""
+        outputs = (gr.skip(),) * RESULT_OUTPUTS
+        if explain and live and canvas_to_request(canvas) is not None:
+            outputs = predict_live(canvas, preprocessing, model_choice, explain, live)
+        return gr.update(visible=explain), *outputs
 
     def compare(canvas, model_choice):
         """Predict the same drawing with each preprocessing mode, side by side."""
@@ -214,21 +226,39 @@ def create_demo(config: UIConfig | None = None, client: GatewayClient | None = N
                         elem_id="model-choice",
                     )
                     refresh_button = gr.Button("Refresh models", size="sm")
+                    explain = gr.Checkbox(
+                        value=False,
+                        label="Explain",
+                        elem_id="explain",
+                        info="show which pixels pushed the model towards its answer (one more model call)",
+                    )
             with gr.Column(scale=2):
                 message = gr.Markdown("", label="Message", elem_id="message")
                 digit = gr.HTML(PLACEHOLDER_DIGIT_HTML, label="Predicted digit", elem_id="predicted-digit")
                 probabilities = gr.Label(
                     num_top_classes=3, label="Top 3 probabilities", elem_id="probabilities"
                 )
-                processed = gr.Image(
-                    label="What the model saw (28x28)",
-                    type="pil",
-                    interactive=False,
-                    height=168,
-                    elem_classes=["pixelated"],
-                    elem_id="processed-image",
-                    buttons=[],
-                )
+                with gr.Row():
+                    processed = gr.Image(
+                        label="What the model saw (28x28)",
+                        type="pil",
+                        interactive=False,
+                        height=168,
+                        elem_classes=["pixelated"],
+                        elem_id="processed-image",
+                        buttons=[],
+                    )
+                    with gr.Column(visible=False, elem_id="explanation") as explanation_box:
+                        explanation = gr.Image(
+                            label="Why: heat-map over what the model saw",
+                            type="pil",
+                            interactive=False,
+                            height=168,
+                            elem_classes=["pixelated"],
+                            elem_id="explanation-image",
+                            buttons=[],
+                        )
+                        explanation_caption = gr.Markdown(EXPLAIN_CAPTION, elem_id="explanation-caption")
                 details = gr.Markdown("", label="Details", elem_id="prediction-details")
         with gr.Accordion("Compare preprocessing modes on the same drawing", open=False):
             compare_button = gr.Button("Compare standard vs enhanced", elem_id="compare")
@@ -251,10 +281,20 @@ def create_demo(config: UIConfig | None = None, client: GatewayClient | None = N
                             gr.Markdown(""),
                         ]
 
-        result = [digit, probabilities, processed, details, message]
-        options = [preprocessing, model_choice]
+        result = [digit, probabilities, processed, details, message, explanation, explanation_caption]
+        # `explain` comes last, so API clients that send only the first three inputs keep working.
+        options = [preprocessing, model_choice, explain]
         predict_button.click(
             predict_drawing, [canvas, *options], result, api_name="predict_drawing", concurrency_id="predict"
+        )
+        explain.change(
+            toggle_explain,
+            [canvas, *options, live],
+            [explanation_box, *result],
+            api_visibility="private",
+            trigger_mode="always_last",
+            show_progress="hidden",
+            concurrency_id="predict",
         )
         canvas.change(
             predict_live,

@@ -11,6 +11,8 @@ from contract.mnist import DEFAULT_PREPROCESSING, PREPROCESSING_MODES
 from ui.client import PredictRequest
 
 DEFAULT_MODEL_CHOICE = "default"
+# The gateway's query option that adds an `explanation` (one extra model call, so only when asked).
+EXPLAIN_PARAM = "explain"
 UPLOAD_TYPES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
@@ -33,11 +35,14 @@ def model_choice_params(choice: str | None) -> dict[str, str]:
     raise ValueError(f"unknown model choice {choice!r}")
 
 
-def request_params(preprocessing: str, model_choice: str | None) -> dict[str, str]:
+def request_params(preprocessing: str, model_choice: str | None, explain: bool = False) -> dict[str, str]:
     """The query string for POST /v1/predict; always asks for the 28x28 image the model saw."""
     if preprocessing not in PREPROCESSING_MODES:
         raise ValueError(f"unknown preprocessing {preprocessing!r}")
-    return {"preprocessing": preprocessing, "return_processed": "true", **model_choice_params(model_choice)}
+    params = {"preprocessing": preprocessing, "return_processed": "true", **model_choice_params(model_choice)}
+    if explain:
+        params[EXPLAIN_PARAM] = "true"
+    return params
 
 
 def flatten_canvas(value: Mapping | np.ndarray | Image.Image | None) -> Image.Image | None:
@@ -75,7 +80,10 @@ def is_blank(image: Image.Image) -> bool:
 
 
 def canvas_to_request(
-    value, preprocessing: str = DEFAULT_PREPROCESSING, model_choice: str | None = DEFAULT_MODEL_CHOICE
+    value,
+    preprocessing: str = DEFAULT_PREPROCESSING,
+    model_choice: str | None = DEFAULT_MODEL_CHOICE,
+    explain: bool = False,
 ) -> PredictRequest | None:
     """The gateway request for a Sketchpad value as a lossless RGBA PNG, or None for an empty canvas."""
     image = flatten_canvas(value)
@@ -83,13 +91,15 @@ def canvas_to_request(
         return None
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
-    return PredictRequest(image=buffer.getvalue(), params=request_params(preprocessing, model_choice))
+    params = request_params(preprocessing, model_choice, explain)
+    return PredictRequest(image=buffer.getvalue(), params=params)
 
 
 def upload_to_request(
     path: str | Path | None,
     preprocessing: str = DEFAULT_PREPROCESSING,
     model_choice: str | None = DEFAULT_MODEL_CHOICE,
+    explain: bool = False,
 ) -> PredictRequest | None:
     """The gateway request for an uploaded file, sent byte for byte so the gateway decodes it."""
     if not path:
@@ -100,7 +110,7 @@ def upload_to_request(
         image=path.read_bytes(),
         filename=path.name,
         content_type=content_type,
-        params=request_params(preprocessing, model_choice),
+        params=request_params(preprocessing, model_choice, explain),
     )
 
 

@@ -4,10 +4,11 @@ import base64
 import binascii
 import html
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PIL import Image
 
+from contract.mnist import DIGIT_SCORE_CUT
 from ui.canvas import DEFAULT_MODEL_CHOICE
 from ui.client import GatewayError, GatewayStatus, PredictResult
 
@@ -17,6 +18,9 @@ EMPTY_UPLOAD_MESSAGE = "Choose an image of a digit first, then press **Predict**
 NO_DIGIT_MESSAGE = "No digit found in that image: draw it larger or with a darker, thicker line."
 UP_COLOUR, WARN_COLOUR, DOWN_COLOUR = "#16a34a", "#d97706", "#dc2626"
 PLACEHOLDER_DIGIT_HTML = '<div class="digit-box"><div class="digit-big digit-empty">?</div></div>'
+NOT_A_DIGIT_HEADLINE = "This does not look like a digit"
+NOT_A_DIGIT_HINT = "Draw a single digit (0-9), large and centred; the best guess is only the nearest digit."
+EXPLAIN_CAPTION = "Integrated gradients: red = pixels that pushed towards the answer"
 
 
 @dataclass(frozen=True)
@@ -28,21 +32,45 @@ class PredictionView:
     processed_image: Image.Image | None
     details: str
     message: str
+    explanation_image: Image.Image | None = None
+    explanation_caption: str = ""
 
     def as_outputs(self) -> tuple:
-        """The values for (digit, probabilities, processed image, details, message)."""
-        return self.digit_html, self.top_probabilities, self.processed_image, self.details, self.message
+        """The values for (digit, probabilities, processed image, details, message, heat-map, caption)."""
+        return (
+            self.digit_html,
+            self.top_probabilities,
+            self.processed_image,
+            self.details,
+            self.message,
+            self.explanation_image,
+            self.explanation_caption,
+        )
 
 
-def digit_html(digit: int | None, confidence: float | None = None) -> str:
-    """The predicted digit in large type; `data-digit` lets tests and scripts read it."""
+def judgement(reply: dict) -> bool | None:
+    """The model's own verdict: True or False from `is_digit`, None when the version gives none."""
+    value = reply.get("is_digit")
+    return value if isinstance(value, bool) else None
+
+
+def digit_html(digit: int | None, confidence: float | None = None, is_digit: bool | None = None) -> str:
+    """The answer in large type; `data-digit` (a digit) or `data-verdict` (not a digit) let tests read it.
+
+    A drawing the model judges not to be a digit gets that as the headline and its best guess in small
+    type, with no confidence: a probability over ten digits says nothing about a star.
+    """
     if digit is None:
         return PLACEHOLDER_DIGIT_HTML
+    digit = int(digit)
+    if is_digit is False:
+        return (
+            f'<div class="digit-box"><div class="not-digit" data-verdict="not_a_digit">{NOT_A_DIGIT_HEADLINE}'
+            f'</div><div class="digit-caption">best guess: <span data-best-guess="{digit}">{digit}</span>'
+            "</div></div>"
+        )
     caption = "" if confidence is None else f'<div class="digit-caption">{confidence:.1%} sure</div>'
-    return (
-        f'<div class="digit-box"><div class="digit-big" data-digit="{int(digit)}">{int(digit)}</div>'
-        f"{caption}</div>"
-    )
+    return f'<div class="digit-box"><div class="digit-big" data-digit="{digit}">{digit}</div>{caption}</div>'
 
 
 def top_probabilities(probabilities: list[float], count: int = TOP_CLASSES) -> dict[str, float]:
@@ -51,9 +79,9 @@ def top_probabilities(probabilities: list[float], count: int = TOP_CLASSES) -> d
     return {str(digit): float(probability) for digit, probability in ranked}
 
 
-def decode_processed_image(encoded: str | None) -> Image.Image | None:
-    """The base64 PNG the gateway returns with return_processed, or None if absent or unreadable."""
-    if not encoded:
+def decode_png(encoded: str | None) -> Image.Image | None:
+    """A base64 PNG from the gateway (processed image, heat-map), or None if absent or unreadable."""
+    if not isinstance(encoded, str) or not encoded:
         return None
     if encoded.startswith("data:"):
         encoded = encoded.partition(",")[2]
@@ -79,22 +107,52 @@ def details_markdown(reply: dict, round_trip_ms: float) -> str:
         latency += f" (model server {float(upstream_ms):.1f} ms)"
     return (
         f"Model **{model.get('name', '?')}** version **{model.get('version', '?')}**{label} · "
-        f"preprocessing `{reply.get('preprocessing', '?')}` · {latency}"
+        f"preprocessing `{reply.get('preprocessing', '?')}` · {judgement_markdown(reply)} · {latency}"
     )
 
 
-def view_from_result(result: PredictResult) -> PredictionView:
-    """What to show for a successful prediction."""
+def judgement_markdown(reply: dict) -> str:
+    """The digit score and verdict, or plainly that this version gives no judgement."""
+    verdict = judgement(reply)
+    if verdict is None:
+        return "no digit judgement (this model version has none)"
+    score = reply.get("digit_score")
+    score = f"{float(score):.2f}" if isinstance(score, (int, float)) else "?"
+    relation, meaning = ("≥", "a digit") if verdict else ("<", "not a digit")
+    return f"digit score **{score}** ({relation} {DIGIT_SCORE_CUT:g}: {meaning})"
+
+
+def explanation_view(reply: dict) -> tuple[Image.Image | None, str]:
+    """The heat-map and its caption from the reply's `explanation`, or why there is none."""
+    explanation = reply.get("explanation")
+    if not isinstance(explanation, dict):
+        return None, "The gateway sent no explanation with this answer."
+    heatmap = decode_png(explanation.get("heatmap_png"))
+    if heatmap is None:
+        return None, "The gateway's explanation had no readable heat-map."
+    steps, baseline = explanation.get("steps"), explanation.get("baseline")
+    how = f" ({steps} steps from a {baseline} image)" if steps and baseline else ""
+    digit = explanation.get("digit", reply.get("digit"))
+    return heatmap, f"Why **{digit}**? {EXPLAIN_CAPTION}{how}."
+
+
+def view_from_result(result: PredictResult, explain: bool = False) -> PredictionView:
+    """What to show for a successful prediction; `explain` says the heat-map was asked for."""
     reply = result.reply
     probabilities = reply.get("probabilities")
     if "digit" not in reply or not isinstance(probabilities, list):
         return view_from_message("The gateway sent a reply without a prediction. Try again.")
+    verdict = judgement(reply)
+    heatmap, caption = explanation_view(reply) if explain else (None, "")
     return PredictionView(
-        digit_html=digit_html(reply["digit"], reply.get("confidence")),
-        top_probabilities=top_probabilities(probabilities),
-        processed_image=decode_processed_image(reply.get("processed_image")),
+        digit_html=digit_html(reply["digit"], reply.get("confidence"), verdict),
+        # gr.Label shows its top class as a headline: not for a drawing that is not a digit.
+        top_probabilities=None if verdict is False else top_probabilities(probabilities),
+        processed_image=decode_png(reply.get("processed_image")),
         details=details_markdown(reply, result.round_trip_ms),
-        message="",
+        message=NOT_A_DIGIT_HINT if verdict is False else "",
+        explanation_image=heatmap,
+        explanation_caption=caption,
     )
 
 
@@ -127,6 +185,13 @@ def error_message(error: GatewayError) -> str:
 def view_from_error(error: GatewayError) -> PredictionView:
     """What to show when the gateway call failed."""
     return view_from_message(error_message(error))
+
+
+def without_explanation(view: PredictionView, error: GatewayError) -> PredictionView:
+    """The answer, told plainly that the gateway could not explain it (e.g. an old model version)."""
+    note = f"No explanation for this answer: {html.escape(error.message)}"
+    message = f"{view.message}\n\n{note}" if view.message else note
+    return replace(view, message=message, explanation_image=None, explanation_caption=note)
 
 
 def model_choices(models: dict | None) -> list[tuple[str, str]]:

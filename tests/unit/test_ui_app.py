@@ -1,6 +1,7 @@
 """The Blocks app builds without touching the gateway and exposes the endpoints and brush fix it promises."""
 
 import httpx
+import numpy as np
 
 from ui.app import ACTIVATE_BRUSH_JS, CANVAS_ELEM_ID, CLEAR_CANVAS_JS, create_demo, launch_options
 from ui.client import GatewayClient
@@ -75,3 +76,35 @@ def test_config_reads_the_documented_environment_variables():
 def test_launch_caps_upload_size():
     assert launch_options(UIConfig())["max_file_size"] == 5 * 1024 * 1024
     assert launch_options(UIConfig.from_env({"UI_MAX_FILE_BYTES": "1000"}))["max_file_size"] == 1000
+
+
+def one_stroke_canvas() -> dict:
+    """A Sketchpad value with one black stroke on a transparent canvas."""
+    layer = np.zeros((448, 448, 4), dtype=np.uint8)
+    layer[100:350, 210:240] = (0, 0, 0, 255)
+    return {"background": None, "layers": [layer], "composite": layer}
+
+
+def event_function(demo, name: str):
+    return next(fn.fn for fn in demo.fns.values() if fn.name == name)
+
+
+def test_explain_toggle_off_calls_no_one_and_on_rereads_the_live_drawing_with_explain():
+    demo, transport = build()
+    toggle = event_function(demo, "toggle_explain")
+    visibility, *_ = toggle(one_stroke_canvas(), "enhanced", "default", False, True)
+    assert visibility["visible"] is False and transport.seen == []
+    visibility, *_ = toggle(one_stroke_canvas(), "enhanced", "default", True, False)  # live mode off
+    assert visibility["visible"] is True and transport.seen == []
+    toggle(one_stroke_canvas(), "enhanced", "default", True, True)
+    assert [request.url.params.get("explain") for request in transport.seen] == ["true"]
+
+
+def test_predict_drawing_takes_explain_last_with_a_default_for_older_clients():
+    demo, transport = build()
+    predict = event_function(demo, "predict_drawing")
+    predict(one_stroke_canvas(), "enhanced", "default")
+    predict(one_stroke_canvas(), "enhanced", "default", True)
+    assert [request.url.params.get("explain") for request in transport.seen] == [None, "true"]
+    explain = block_with_elem_id(demo, "explain")
+    assert explain.label == "Explain" and explain.value is False

@@ -101,6 +101,16 @@ def test_request_asks_for_the_processed_image_with_the_chosen_options():
     assert request.content_type == "image/png"
 
 
+def test_explain_adds_the_gateway_option_only_when_on(tmp_path):
+    layer = stroke_layer()
+    assert "explain" not in canvas_to_request(editor_value(layer, layer), "enhanced", "default").params
+    explained = canvas_to_request(editor_value(layer, layer), "enhanced", "default", explain=True)
+    assert explained.params["explain"] == "true"
+    path = tmp_path / "digit.png"
+    Image.fromarray(layer).save(path)
+    assert upload_to_request(str(path), "enhanced", "default", explain=True).params["explain"] == "true"
+
+
 @pytest.mark.parametrize(("preprocessing", "choice"), [("fancy", "default"), ("standard", "latest")])
 def test_unknown_options_are_rejected(preprocessing, choice):
     layer = stroke_layer()

@@ -9,12 +9,16 @@ from PIL import Image
 from ui.client import GatewayError, GatewayStatus, PredictResult
 from ui.present import (
     EMPTY_CANVAS_MESSAGE,
+    EXPLAIN_CAPTION,
     NO_DIGIT_MESSAGE,
+    NOT_A_DIGIT_HEADLINE,
+    NOT_A_DIGIT_HINT,
     error_message,
     model_choices,
     status_markdown,
     top_probabilities,
     view_from_result,
+    without_explanation,
 )
 
 MODELS = {
@@ -28,10 +32,19 @@ MODELS = {
 }
 
 
-def png_b64(size=(28, 28)) -> str:
+def png_b64(size=(28, 28), mode="L") -> str:
     buffer = io.BytesIO()
-    Image.new("L", size, 0).save(buffer, format="PNG")
+    Image.new(mode, size, 0).save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+EXPLANATION = {
+    "method": "integrated_gradients",
+    "baseline": "black",
+    "steps": 32,
+    "digit": 7,
+    "heatmap_png": png_b64((224, 224), "RGB"),
+}
 
 
 def reply(**overrides) -> dict:
@@ -114,3 +127,77 @@ def test_status_line_reports_gateway_and_model_health():
     assert "not ready" in not_ready and "HTTP 503" in not_ready
     down = status_markdown(GatewayStatus(live=False, ready=False, models=None, error="x"), "http://gw")
     assert "Gateway down" in down and "http://gw" in down
+
+
+def test_digit_judged_a_digit_shows_the_digit_and_its_confidence():
+    view = view_from_result(PredictResult(reply(is_digit=True, digit_score=0.93), 5))
+    assert 'data-digit="7"' in view.digit_html and "95.0% sure" in view.digit_html
+    assert NOT_A_DIGIT_HEADLINE not in view.digit_html
+    assert list(view.top_probabilities) == ["7", "1", "9"]
+    assert "digit score **0.93**" in view.details and "a digit" in view.details
+    assert view.message == ""
+
+
+def test_drawing_judged_not_a_digit_says_so_and_keeps_the_best_guess_secondary():
+    view = view_from_result(PredictResult(reply(is_digit=False, digit_score=0.08), 5))
+    assert NOT_A_DIGIT_HEADLINE in view.digit_html and 'data-verdict="not_a_digit"' in view.digit_html
+    assert "best guess: " in view.digit_html and 'data-best-guess="7"' in view.digit_html
+    # No big digit and no confidence headline, in the digit box or in the top-3 label.
+    assert "data-digit" not in view.digit_html and "digit-big" not in view.digit_html
+    assert "sure" not in view.digit_html and "%" not in view.digit_html
+    assert view.top_probabilities is None
+    assert view.message == NOT_A_DIGIT_HINT
+    assert "digit score **0.08**" in view.details and "not a digit" in view.details
+    assert view.processed_image.size == (28, 28)
+
+
+@pytest.mark.parametrize(
+    "judgement",
+    [{}, {"is_digit": None, "digit_score": None}, {"is_digit": "false", "digit_score": 0.1}],
+    ids=["absent", "null", "not_a_bool"],
+)
+def test_version_without_a_judgement_keeps_todays_display_and_claims_none(judgement):
+    view = view_from_result(PredictResult(reply(**judgement), 5))
+    assert 'data-digit="7"' in view.digit_html and "95.0% sure" in view.digit_html
+    assert NOT_A_DIGIT_HEADLINE not in view.digit_html and view.message == ""
+    assert "no digit judgement" in view.details and "digit score" not in view.details
+    assert list(view.top_probabilities) == ["7", "1", "9"]
+
+
+def test_explanation_heatmap_and_caption_are_shown_when_asked_for():
+    view = view_from_result(PredictResult(reply(is_digit=True, explanation=EXPLANATION), 5), explain=True)
+    assert view.explanation_image.size == (224, 224)
+    assert EXPLAIN_CAPTION in view.explanation_caption and "**7**" in view.explanation_caption
+    assert "32 steps from a black image" in view.explanation_caption
+    assert view.processed_image.size == (28, 28) and view.message == ""
+
+
+def test_explanation_is_not_shown_when_not_asked_for():
+    view = view_from_result(PredictResult(reply(explanation=EXPLANATION), 5))
+    assert view.explanation_image is None and view.explanation_caption == ""
+
+
+def test_not_a_digit_is_still_explained():
+    view = view_from_result(PredictResult(reply(is_digit=False, explanation=EXPLANATION), 5), explain=True)
+    assert NOT_A_DIGIT_HEADLINE in view.digit_html and view.explanation_image is not None
+
+
+@pytest.mark.parametrize(
+    ("explanation", "said"),
+    [(None, "no explanation"), ({**EXPLANATION, "heatmap_png": "not a png"}, "no readable heat-map")],
+)
+def test_missing_or_unreadable_explanation_is_said_plainly(explanation, said):
+    view = view_from_result(PredictResult(reply(explanation=explanation), 5), explain=True)
+    assert view.explanation_image is None and said in view.explanation_caption
+    assert 'data-digit="7"' in view.digit_html
+
+
+def test_refused_explanation_keeps_the_answer_and_says_why():
+    answer = view_from_result(PredictResult(reply(), 5))
+    refusal = GatewayError(
+        "http", "version 1 has no explain signature", status=409, code="explanation_unavailable"
+    )
+    view = without_explanation(answer, refusal)
+    assert 'data-digit="7"' in view.digit_html and view.top_probabilities == answer.top_probabilities
+    assert "No explanation" in view.message and "version 1 has no explain signature" in view.message
+    assert view.explanation_image is None and "version 1" in view.explanation_caption
