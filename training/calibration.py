@@ -196,7 +196,7 @@ def plot_reliability_diagram(sets: Mapping[str, tuple[list[dict], list[dict]]], 
     """One panel per set: accuracy per confidence bin before and after calibration, against the diagonal.
 
     `sets` maps a set name to (before_bins, after_bins) from `reliability_bins`; each panel's legend
-    gives the ECE and the bars' shading how many predictions each bin holds.
+    gives the ECE, and the number at the foot of each bin how many predictions it holds (after).
     """
     import matplotlib
 
@@ -227,6 +227,19 @@ def plot_reliability_diagram(sets: Mapping[str, tuple[list[dict], list[dict]]], 
                 alpha=0.85,
                 label=f"{label} (ECE {ece_from_bins(bins):.2%})",
             )
+        # Bins with a handful of predictions swing wildly; their counts say how much each bar weighs.
+        for b in after:
+            if b["count"]:
+                axis.text(
+                    (b["lower"] + b["upper"]) / 2,
+                    0.02,
+                    str(b["count"]),
+                    ha="center",
+                    va="bottom",
+                    fontsize=6,
+                    rotation=90,
+                    color="white" if b["accuracy"] > 0.15 else "black",
+                )
         axis.plot([0, 1], [0, 1], color="black", linewidth=0.8, linestyle="--", label="perfect")
         n = sum(b["count"] for b in after)
         axis.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="confidence", ylabel="accuracy", title=f"{name} (n={n})")
