@@ -18,24 +18,28 @@ def _service() -> PredictionService:
 
 @api.post("/predict")
 def predict():
-    """One image in, digit, confidence, probabilities and the serving model version out."""
+    """One image in; digit, confidence, probabilities, the model's judgement and version out."""
     start = time.perf_counter()
     service = _service()
     config = service.config
     item, options = single_input(request, config.max_upload_bytes, config.max_request_bytes)
     prepared = service.prepare(item, options.preprocessing)
-    prediction, route, upstream_ms = service.predict([prepared.image], options)
-    reply = service.result(prediction.probabilities[0], prepared, options, prediction.version)
+    deadline = Deadline.after(config.upstream_timeout_s)
+    prediction, route, upstream_ms = service.predict([prepared.image], options, deadline)
+    rejection = service.rejection(prediction, 0, options)
+    if rejection is not None:
+        raise rejection
+    reply = service.result(prediction, 0, prepared, options)
+    timings = {"decode": prepared.decode_ms, "preprocess": prepared.preprocess_ms, "upstream": upstream_ms}
+    if options.explain:
+        explanation, timings["explain"] = service.explain([prepared.image], prediction.version, deadline)
+        reply["explanation"] = service.explanation(explanation, 0, prepared.image, options)
+    timings["total"] = round((time.perf_counter() - start) * 1000, 3)
     reply.update(
         {
             "model": service.model_info(prediction, route),
             "preprocessing": options.preprocessing,
-            "timings_ms": {
-                "decode": prepared.decode_ms,
-                "preprocess": prepared.preprocess_ms,
-                "upstream": upstream_ms,
-                "total": round((time.perf_counter() - start) * 1000, 3),
-            },
+            "timings_ms": timings,
         }
     )
     return jsonify(reply)
@@ -43,7 +47,7 @@ def predict():
 
 @api.post("/predict/batch")
 def predict_batch():
-    """Up to MAX_BATCH_SIZE images, one upstream call; an unreadable image is an error in its slot."""
+    """Up to MAX_BATCH_SIZE images, one upstream call (two to explain); a failed image is its slot's error."""
     start = time.perf_counter()
     service = _service()
     config = service.config
@@ -64,28 +68,42 @@ def predict_batch():
     prepared = [slot for slot in slots if not isinstance(slot, GatewayError)]
     if not prepared:
         raise BatchFailed(slots)
-    model, upstream_ms, results = None, 0.0, []
-    prediction, route, upstream_ms = service.predict([slot.image for slot in prepared], options)
+    deadline = Deadline.after(config.upstream_timeout_s)
+    prediction, route, upstream_ms = service.predict([slot.image for slot in prepared], options, deadline)
     model = service.model_info(prediction, route)
-    rows = iter(zip(prepared, prediction.probabilities, strict=True))
-    for slot in slots:
+    rows = iter(range(len(prepared)))
+    answered: list[tuple[int, int]] = []  # (slot, row of the prediction)
+    for index, slot in enumerate(slots):
         if isinstance(slot, GatewayError):
-            results.append(slot.to_dict() | {"status": slot.status})
+            continue
+        row = next(rows)
+        rejection = service.rejection(prediction, row, options)
+        if rejection is not None:
+            slots[index] = rejection
         else:
-            prepared_image, probabilities = next(rows)
-            results.append(service.result(probabilities, prepared_image, options, model["version"]))
+            answered.append((index, row))
+    if not answered:
+        raise BatchFailed(slots)
+    results: list = [
+        slot.to_dict() | {"status": slot.status} if isinstance(slot, GatewayError) else None for slot in slots
+    ]
+    for index, row in answered:
+        results[index] = service.result(prediction, row, slots[index], options)
+    timings = {
+        "decode": round(sum(p.decode_ms for p in prepared), 3),
+        "preprocess": round(sum(p.preprocess_ms for p in prepared), 3),
+        "upstream": upstream_ms,
+    }
+    if options.explain:
+        images = [slots[index].image for index, _ in answered]
+        explanation, timings["explain"] = service.explain(images, prediction.version, deadline)
+        for position, (index, _) in enumerate(answered):
+            results[index]["explanation"] = service.explanation(
+                explanation, position, slots[index].image, options
+            )
+    timings["total"] = round((time.perf_counter() - start) * 1000, 3)
     return jsonify(
-        {
-            "results": results,
-            "model": model,
-            "preprocessing": options.preprocessing,
-            "timings_ms": {
-                "decode": round(sum(p.decode_ms for p in prepared), 3),
-                "preprocess": round(sum(p.preprocess_ms for p in prepared), 3),
-                "upstream": upstream_ms,
-                "total": round((time.perf_counter() - start) * 1000, 3),
-            },
-        }
+        {"results": results, "model": model, "preprocessing": options.preprocessing, "timings_ms": timings}
     )
 
 

@@ -14,9 +14,18 @@ class GatewayError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        details: dict | None = None,
+    ):
         super().__init__(message)
         self.message = message
+        # Machine-readable facts a client can act on (a version, a score), next to code and message.
+        self.details = dict(details or {})
         if code is not None:
             self.code = code
         if status is not None:
@@ -24,7 +33,7 @@ class GatewayError(Exception):
 
     def to_dict(self) -> dict:
         """The JSON error body."""
-        return {"error": {"code": self.code, "message": self.message}}
+        return {"error": {"code": self.code, "message": self.message, **self.details}}
 
 
 class BadRequest(GatewayError):
@@ -55,10 +64,34 @@ class NoDigitFound(Unprocessable):
     code = "no_digit"
 
 
+class NotADigit(Unprocessable):
+    """reject=true and the model judged the input not a digit (details: digit_score, best guess)."""
+
+    code = "not_a_digit"
+
+
 class NotFound(GatewayError):
     """Unknown model version or label."""
 
     status, code = 404, "not_found"
+
+
+class Conflict(GatewayError):
+    """The served model version cannot give what the request asked for (a judgement, an explanation)."""
+
+    status, code = 409, "conflict"
+
+
+class JudgementUnavailable(Conflict):
+    """reject=true, but the version that answered has no digit_score/is_digit outputs."""
+
+    code = "judgement_unavailable"
+
+
+class ExplanationUnavailable(Conflict):
+    """explain=true, but the version that answered has no explain signature."""
+
+    code = "explanation_unavailable"
 
 
 class BatchFailed(GatewayError):
@@ -84,6 +117,16 @@ class UpstreamError(GatewayError):
     """The model server answered with something the gateway cannot use."""
 
     status, code = 502, "bad_upstream"
+
+
+class MissingSignature(UpstreamError):
+    """The model server says the version has no signature of that name."""
+
+    code = "signature_not_found"
+
+    def __init__(self, message: str, *, signature: str):
+        super().__init__(message)
+        self.signature = signature
 
 
 class UpstreamUnavailable(UpstreamError):

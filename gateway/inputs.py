@@ -14,7 +14,17 @@ from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedImage
 
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 DATA_URL_PREFIX = re.compile(r"^data:[^,]{0,200},", re.IGNORECASE)
-OPTION_NAMES = ("preprocessing", "version", "label", "return_processed")
+OPTION_NAMES = (
+    "preprocessing",
+    "version",
+    "label",
+    "return_processed",
+    "reject",
+    "explain",
+    "explain_values",
+)
+# Flags: false unless the request says true (query string, form field or JSON field, parse_bool's words).
+FLAG_NAMES = ("return_processed", "reject", "explain", "explain_values")
 # Body limits come from the shapes a route accepts. Base64 is 4 bytes per 3; the envelope is the JSON or
 # multipart framing and the options around one image.
 ENVELOPE_BYTES = 16 * 1024
@@ -32,6 +42,11 @@ class Options:
     version: int | None = None
     label: str | None = None
     return_processed: bool = False
+    # A non-digit (the model's is_digit) is refused: 422 not_a_digit, or that error in its batch slot.
+    reject: bool = False
+    # Add the model's explain-signature attribution as a heat-map; `explain_values` adds the raw values.
+    explain: bool = False
+    explain_values: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,12 +150,10 @@ def parse_options(request: Request, body: dict | None) -> Options:
         raise BadRequest("label must be 1-128 letters, digits, '_', '.' or '-'", code="bad_option")
     if version is not None and label is not None:
         raise BadRequest("give either version or label, not both", code="bad_option")
-    return Options(
-        preprocessing=preprocessing.lower(),
-        version=version,
-        label=label,
-        return_processed=_parse_bool(raw.get("return_processed", False), "return_processed"),
-    )
+    flags = {name: _parse_bool(raw.get(name, False), name) for name in FLAG_NAMES}
+    if flags["explain_values"] and not flags["explain"]:
+        raise BadRequest("explain_values needs explain=true", code="bad_option")
+    return Options(preprocessing=preprocessing.lower(), version=version, label=label, **flags)
 
 
 def _parse_version(value: object) -> int | None:

@@ -61,6 +61,12 @@ class GatewayMetrics:
             ["digit", "version"],
             registry=registry,
         )
+        self.rejections = Counter(
+            "gateway_rejections_total",
+            "Inputs refused on the model's judgement (reject=true), by reason and model version",
+            ["reason", "version"],
+            registry=registry,
+        )
         self.model_version = Gauge(
             "gateway_model_version",
             "Model version that served the last prediction",

@@ -16,9 +16,24 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Prediction:
-    """Class probabilities [N, 10] and the model version that computed them."""
+    """Class probabilities [N, 10], the model's digit judgement and the version that computed them.
+
+    `digit_score` (float32 [N], 0..1) and `is_digit` (bool [N]) are None for a version exported
+    without them: no judgement is available, and none is made up.
+    """
 
     probabilities: np.ndarray
+    version: int
+    digit_score: np.ndarray | None = None
+    is_digit: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Per-pixel attribution [N, 28, 28] of the digits [N] it explains, and the version that made it."""
+
+    attribution: np.ndarray
+    digits: np.ndarray
     version: int
 
 
@@ -54,6 +69,13 @@ class ServingClient(abc.ABC):
         deadline: Deadline | None = None,
     ) -> Prediction:
         """Probabilities for a float32 [N, 28, 28, 1] batch from one version, or a label's version."""
+
+    @abc.abstractmethod
+    def explain(self, images: np.ndarray, *, version: int, deadline: Deadline | None = None) -> Explanation:
+        """The explain signature of exactly `version` on a float32 [N, 28, 28, 1] batch.
+
+        MissingSignature when that version has no such signature.
+        """
 
     @abc.abstractmethod
     def version_for_label(self, label: str, deadline: Deadline | None = None) -> int:

@@ -6,8 +6,14 @@ import threading
 import grpc
 import numpy as np
 
-from contract.mnist import INPUT_KEY, NUM_CLASSES, PROBABILITIES_KEY, SIGNATURE_NAME
-from gateway.client.base import ModelVersionStatus, Prediction, ServingClient, with_retries
+from contract.mnist import EXPLAIN_SIGNATURE_NAME, INPUT_KEY, SIGNATURE_NAME
+from gateway.client.base import Explanation, ModelVersionStatus, Prediction, ServingClient, with_retries
+from gateway.client.outputs import (
+    EXPLAIN_OUTPUTS,
+    PREDICT_OUTPUTS,
+    explanation_from_outputs,
+    prediction_from_outputs,
+)
 from gateway.client.status import upstream_error
 from gateway.config import GatewayConfig
 from gateway.deadline import Deadline
@@ -27,6 +33,14 @@ CHANNEL_OPTIONS = (
     ("grpc.keepalive_time_ms", 30_000),
 )
 _STATE_NAMES = {value: name for name, value in pb.ModelVersionStatus.State.items()}
+# DataType -> (little-endian dtype of tensor_content, typed value field, dtype the gateway reads it as).
+_DECODERS = {
+    pb.DT_FLOAT: ("<f4", "float_val", np.float32),
+    pb.DT_DOUBLE: ("<f8", "double_val", np.float32),
+    pb.DT_INT32: ("<i4", "int_val", np.int64),
+    pb.DT_INT64: ("<i8", "int64_val", np.int64),
+    pb.DT_BOOL: ("?", "bool_val", np.bool_),
+}
 
 
 def tensor_from_array(array: np.ndarray) -> pb.TensorProto:
@@ -37,28 +51,27 @@ def tensor_from_array(array: np.ndarray) -> pb.TensorProto:
 
 
 def array_from_tensor(tensor: pb.TensorProto) -> np.ndarray:
-    """A float32 array from a DT_FLOAT/DT_DOUBLE TensorProto (tensor_content or repeated values)."""
+    """A numpy array from a TensorProto (tensor_content or typed values): float32, int64 or bool."""
+    decoder = _DECODERS.get(tensor.dtype)
+    if decoder is None:
+        raise UpstreamError(f"model returned an output of unsupported dtype {tensor.dtype}")
+    wire_dtype, field, kind = decoder
     shape = tuple(dim.size for dim in tensor.tensor_shape.dim)
-    if tensor.dtype == pb.DT_FLOAT:
-        values = (
-            np.frombuffer(tensor.tensor_content, "<f4")
-            if tensor.tensor_content
-            else np.asarray(tensor.float_val, np.float32)
-        )
-    elif tensor.dtype == pb.DT_DOUBLE:
-        values = (
-            np.frombuffer(tensor.tensor_content, "<f8")
-            if tensor.tensor_content
-            else np.asarray(tensor.double_val, np.float64)
-        )
+    if tensor.tensor_content:
+        values = np.frombuffer(tensor.tensor_content, wire_dtype)
     else:
-        raise UpstreamError(f"model returned dtype {tensor.dtype} for {PROBABILITIES_KEY}, expected float")
+        values = np.asarray(getattr(tensor, field), wire_dtype)
     expected = int(np.prod(shape)) if shape else 1
     if values.size == 1 and expected > 1:  # TF Serving may send one value for a constant tensor
         values = np.full(expected, values[0])
     if values.size != expected:
         raise UpstreamError(f"model returned {values.size} values for shape {list(shape)}")
-    return values.reshape(shape).astype(np.float32)
+    return values.reshape(shape).astype(kind)
+
+
+def outputs_from_response(response: pb.PredictResponse, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The reply's outputs among `keys` (those present) as arrays."""
+    return {key: array_from_tensor(response.outputs[key]) for key in keys if key in response.outputs}
 
 
 class GrpcServingClient(ServingClient):
@@ -122,7 +135,9 @@ class GrpcServingClient(ServingClient):
         """
         if (version is None) == (label is None):
             raise ValueError("predict needs exactly one of version or label")
-        request = pb.PredictRequest(output_filter=[PROBABILITIES_KEY])
+        # No output_filter: naming an output a version lacks is an error in TF Serving, and versions
+        # differ (the judgement outputs are newer than version 1); every version's outputs are small.
+        request = pb.PredictRequest()
         request.model_spec.CopyFrom(self._spec(signature_name=SIGNATURE_NAME))
         if version is not None:
             request.model_spec.version.value = version
@@ -130,18 +145,28 @@ class GrpcServingClient(ServingClient):
             request.model_spec.version_label = label
         request.inputs[INPUT_KEY].CopyFrom(tensor_from_array(images))
         response = self._call("Predict", request, "predict", deadline)
-        if PROBABILITIES_KEY not in response.outputs:
-            raise UpstreamError(f"model reply has no {PROBABILITIES_KEY!r} output")
-        probabilities = array_from_tensor(response.outputs[PROBABILITIES_KEY])
-        if probabilities.shape != (len(images), NUM_CLASSES):
-            raise UpstreamError(f"model returned probabilities of shape {list(probabilities.shape)}")
         if response.model_spec.HasField("version"):
             served = response.model_spec.version.value
         elif version is not None:
             served = version
         else:
             raise UpstreamError(f"the predict reply for label {label!r} does not say which version served it")
-        return Prediction(probabilities=probabilities, version=int(served))
+        outputs = outputs_from_response(response, PREDICT_OUTPUTS)
+        return prediction_from_outputs(outputs, len(images), int(served))
+
+    def explain(self, images: np.ndarray, *, version: int, deadline: Deadline | None = None) -> Explanation:
+        """Predict on the explain signature of exactly `version` (a number, so no label can move under it)."""
+        request = pb.PredictRequest()
+        request.model_spec.CopyFrom(self._spec(signature_name=EXPLAIN_SIGNATURE_NAME))
+        request.model_spec.version.value = version
+        request.inputs[INPUT_KEY].CopyFrom(tensor_from_array(images))
+        response = self._call("Predict", request, "explain", deadline)
+        if response.model_spec.HasField("version") and response.model_spec.version.value != version:
+            raise UpstreamError(
+                f"asked version {version} to explain, version {response.model_spec.version.value} answered"
+            )
+        outputs = outputs_from_response(response, EXPLAIN_OUTPUTS)
+        return explanation_from_outputs(outputs, len(images), version)
 
     def version_for_label(self, label: str, deadline: Deadline | None = None) -> int:
         """Resolve a version label with GetModelMetadata (TF Serving has no label listing)."""

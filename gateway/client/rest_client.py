@@ -7,8 +7,14 @@ import threading
 import numpy as np
 import requests
 
-from contract.mnist import INPUT_KEY, NUM_CLASSES, PROBABILITIES_KEY, SIGNATURE_NAME
-from gateway.client.base import ModelVersionStatus, Prediction, ServingClient, with_retries
+from contract.mnist import EXPLAIN_SIGNATURE_NAME, INPUT_KEY, PROBABILITIES_KEY, SIGNATURE_NAME
+from gateway.client.base import Explanation, ModelVersionStatus, Prediction, ServingClient, with_retries
+from gateway.client.outputs import (
+    EXPLAIN_OUTPUTS,
+    PREDICT_OUTPUTS,
+    explanation_from_outputs,
+    prediction_from_outputs,
+)
 from gateway.client.status import grpc_code_for_http, upstream_error
 from gateway.config import GatewayConfig
 from gateway.deadline import Deadline
@@ -93,20 +99,23 @@ class RestServingClient(ServingClient):
             raise ValueError("predict needs exactly one of version or label")
         if version is None:
             version = self.version_for_label(label, deadline)
+        reply = self._predict(SIGNATURE_NAME, images, int(version), "predict", deadline)
+        outputs = _outputs_from_reply(reply, PREDICT_OUTPUTS, PROBABILITIES_KEY)
+        return prediction_from_outputs(outputs, len(images), int(version))
+
+    def explain(self, images: np.ndarray, *, version: int, deadline: Deadline | None = None) -> Explanation:
+        """POST .../versions/<version>:predict with signature_name explain."""
+        reply = self._predict(EXPLAIN_SIGNATURE_NAME, images, int(version), "explain", deadline)
+        outputs = _outputs_from_reply(reply, EXPLAIN_OUTPUTS, None)
+        return explanation_from_outputs(outputs, len(images), int(version))
+
+    def _predict(
+        self, signature: str, images: np.ndarray, version: int, what: str, deadline: Deadline | None
+    ) -> object:
         body = json.dumps(
-            {"signature_name": SIGNATURE_NAME, "inputs": {INPUT_KEY: images.astype(np.float32).tolist()}}
+            {"signature_name": signature, "inputs": {INPUT_KEY: images.astype(np.float32).tolist()}}
         ).encode()
-        reply = self._request("POST", f"/versions/{int(version)}:predict", "predict", deadline, body)
-        outputs = reply.get("outputs") if isinstance(reply, dict) else None
-        if isinstance(outputs, dict):
-            outputs = outputs.get(PROBABILITIES_KEY)
-        try:
-            probabilities = np.asarray(outputs, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise UpstreamError("model reply has no usable probabilities") from exc
-        if probabilities.shape != (len(images), NUM_CLASSES):
-            raise UpstreamError(f"model returned probabilities of shape {list(probabilities.shape)}")
-        return Prediction(probabilities=probabilities, version=int(version))
+        return self._request("POST", f"/versions/{version}:predict", what, deadline, body)
 
     def version_for_label(self, label: str, deadline: Deadline | None = None) -> int:
         """GET .../labels/<label>/metadata and read model_spec.version."""
@@ -126,6 +135,29 @@ class RestServingClient(ServingClient):
             ]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise UpstreamError("model status reply is malformed") from exc
+
+
+def _outputs_from_reply(reply: object, keys: tuple[str, ...], sole: str | None) -> dict[str, np.ndarray]:
+    """The columnar reply's outputs among `keys` as arrays.
+
+    TF Serving writes a signature with one output as the bare value, not a map: that value is `sole`.
+    """
+    outputs = reply.get("outputs") if isinstance(reply, dict) else None
+    if not isinstance(outputs, dict):
+        if sole is None or outputs is None:
+            raise UpstreamError("model reply has no usable outputs")
+        outputs = {sole: outputs}
+    arrays = {}
+    for key in keys:
+        if key not in outputs:
+            continue
+        try:
+            arrays[key] = np.asarray(outputs[key])
+        except (TypeError, ValueError) as exc:
+            raise UpstreamError(f"model reply's {key!r} is not an array") from exc
+        if arrays[key].dtype == object:
+            raise UpstreamError(f"model reply's {key!r} is not a numeric array")
+    return arrays
 
 
 def _quote(label: str) -> str:

@@ -1,7 +1,21 @@
 """One mapping from TF Serving's error statuses (gRPC code names) to the gateway's errors."""
 
+import re
+
 from contract.status import HTTP_STATUS_BY_GRPC_CODE
-from gateway.errors import GatewayError, NotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import (
+    GatewayError,
+    MissingSignature,
+    NotFound,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+# TF Serving names a signature the version lacks in one of two ways: gRPC Predict answers
+# FAILED_PRECONDITION 'Serving signature key "x" not found.' (predict_util.cc), REST answers
+# INVALID_ARGUMENT 'Serving signature name: "x" not found in signature def' (json_tensor.cc).
+MISSING_SIGNATURE = re.compile(r'serving signature (?:key|name):? "(?P<name>[^"]*)" not found', re.IGNORECASE)
 
 # HTTP status -> gRPC code name, the inverse of TF Serving's REST mapping. Where several codes share an
 # HTTP status the first listed wins (400 is INVALID_ARGUMENT, which is how an unknown label comes back).
@@ -18,6 +32,9 @@ def grpc_code_for_http(status: int) -> str:
 def upstream_error(code: str, message: str, what: str) -> GatewayError:
     """The gateway error for a TF Serving error status `code` (a grpc.StatusCode name) and its message."""
     message = message[:500]
+    missing = MISSING_SIGNATURE.search(message)
+    if code in ("FAILED_PRECONDITION", "INVALID_ARGUMENT") and missing:
+        return MissingSignature(f"model server: {message}", signature=missing.group("name"))
     if code == "UNAVAILABLE":
         return UpstreamUnavailable(f"model server unavailable: {message}")
     if code == "DEADLINE_EXCEEDED":

@@ -26,7 +26,7 @@ from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 from google.protobuf import wrappers_pb2 as google_dot_protobuf_dot_wrappers__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%gateway/proto/tf_serving_subset.proto\x12\x11mnist_gateway.tfs\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/wrappers.proto\"\x81\x01\n\x10TensorShapeProto\x12\x34\n\x03\x64im\x18\x02 \x03(\x0b\x32\'.mnist_gateway.tfs.TensorShapeProto.Dim\x12\x14\n\x0cunknown_rank\x18\x03 \x01(\x08\x1a!\n\x03\x44im\x12\x0c\n\x04size\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x93\x02\n\x0bTensorProto\x12*\n\x05\x64type\x18\x01 \x01(\x0e\x32\x1b.mnist_gateway.tfs.DataType\x12\x39\n\x0ctensor_shape\x18\x02 \x01(\x0b\x32#.mnist_gateway.tfs.TensorShapeProto\x12\x16\n\x0eversion_number\x18\x03 \x01(\x05\x12\x16\n\x0etensor_content\x18\x04 \x01(\x0c\x12\x15\n\tfloat_val\x18\x05 \x03(\x02\x42\x02\x10\x01\x12\x16\n\ndouble_val\x18\x06 \x03(\x01\x42\x02\x10\x01\x12\x13\n\x07int_val\x18\x07 \x03(\x05\x42\x02\x10\x01\x12\x12\n\nstring_val\x18\x08 \x03(\x0c\x12\x15\n\tint64_val\x18\n \x03(\x03\x42\x02\x10\x01\"\x8c\x01\n\tModelSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x07version\x18\x02 \x01(\x0b\x32\x1b.google.protobuf.Int64ValueH\x00\x12\x17\n\rversion_label\x18\x04 \x01(\tH\x00\x12\x16\n\x0esignature_name\x18\x03 \x01(\tB\x10\n\x0eversion_choice\"\xe7\x01\n\x0ePredictRequest\x12\x30\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1c.mnist_gateway.tfs.ModelSpec\x12=\n\x06inputs\x18\x02 \x03(\x0b\x32-.mnist_gateway.tfs.PredictRequest.InputsEntry\x12\x15\n\routput_filter\x18\x03 \x03(\t\x1aM\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12-\n\x05value\x18\x02 \x01(\x0b\x32\x1e.mnist_gateway.tfs.TensorProto:\x02\x38\x01\"\xd5\x01\n\x0fPredictResponse\x12\x30\n\nmodel_spec\x18\x02 \x01(\x0b\x32\x1c.mnist_gateway.tfs.ModelSpec\x12@\n\x07outputs\x18\x01 \x03(\x0b\x32/.mnist_gateway.tfs.PredictResponse.OutputsEntry\x1aN\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12-\n\x05value\x18\x02 \x01(\x0b\x32\x1e.mnist_gateway.tfs.TensorProto:\x02\x38\x01\"c\n\x17GetModelMetadataRequest\x12\x30\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1c.mnist_gateway.tfs.ModelSpec\x12\x16\n\x0emetadata_field\x18\x02 \x03(\t\"\xe0\x01\n\x18GetModelMetadataResponse\x12\x30\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1c.mnist_gateway.tfs.ModelSpec\x12K\n\x08metadata\x18\x02 \x03(\x0b\x32\x39.mnist_gateway.tfs.GetModelMetadataResponse.MetadataEntry\x1a\x45\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any:\x02\x38\x01\"8\n\x0bStatusProto\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\"I\n\x15GetModelStatusRequest\x12\x30\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1c.mnist_gateway.tfs.ModelSpec\"\xe6\x01\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12:\n\x05state\x18\x02 \x01(\x0e\x32+.mnist_gateway.tfs.ModelVersionStatus.State\x12.\n\x06status\x18\x03 \x01(\x0b\x32\x1e.mnist_gateway.tfs.StatusProto\"S\n\x05State\x12\x0b\n\x07UNKNOWN\x10\x00\x12\t\n\x05START\x10\n\x12\x0b\n\x07LOADING\x10\x14\x12\r\n\tAVAILABLE\x10\x1e\x12\r\n\tUNLOADING\x10(\x12\x07\n\x03\x45ND\x10\x32\"]\n\x16GetModelStatusResponse\x12\x43\n\x14model_version_status\x18\x01 \x03(\x0b\x32%.mnist_gateway.tfs.ModelVersionStatus*p\n\x08\x44\x61taType\x12\x0e\n\nDT_INVALID\x10\x00\x12\x0c\n\x08\x44T_FLOAT\x10\x01\x12\r\n\tDT_DOUBLE\x10\x02\x12\x0c\n\x08\x44T_INT32\x10\x03\x12\x0c\n\x08\x44T_UINT8\x10\x04\x12\r\n\tDT_STRING\x10\x07\x12\x0c\n\x08\x44T_INT64\x10\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%gateway/proto/tf_serving_subset.proto\x12\x11mnist_gateway.tfs\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/wrappers.proto\"\x81\x01\n\x10TensorShapeProto\x12\x34\n\x03\x64im\x18\x02 \x03(\x0b\x32\'.mnist_gateway.tfs.TensorShapeProto.Dim\x12\x14\n\x0cunknown_rank\x18\x03 \x01(\x08\x1a!\n\x03\x44im\x12\x0c\n\x04size\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xa9\x02\n\x0bTensorProto\x12*\n\x05\x64type\x18\x01 \x01(\x0e\x32\x1b.mnist_gateway.tfs.DataType\x12\x39\n\x0ctensor_shape\x18\x02 \x01(\x0b\x32#.mnist_gateway.tfs.TensorShapeProto\x12\x16\n\x0eversion_number\x18\x03 \x01(\x05\x12\x16\n\x0etensor_content\x18\x04 \x01(\x0c\x12\x15\n\tfloat_val\x18\x05 \x03(\x02\x42\x02\x10\x01\x12\x16\n\ndouble_val\x18\x06 \x03(\x01\x42\x02\x10\x01\x12\x13\n\x07int_val\x18\x07 \x03(\x05\x42\x02\x10\x01\x12\x12\n\nstring_val\x18\x08 \x03(\x0c\x12\x15\n\tint64_val\x18\n \x03(\x03\x42\x02\x10\x01\x12\x14\n\x08\x62ool_val\x18\x0b \x03(\x08\x42\x02\x10\x01\"\x8c\x01\n\tModelSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x07version\x18\x02 \x01(\x0b\x32\x1b.google.protobuf.Int64ValueH\x00\x12\x17\n\rversion_label\x18\x04 \x01(\tH\x00\x12\x16\n\x0esignature_name\x18\x03 \x01(\tB\x10\n\x0eversion_choice\"\xe7\x01\n\x0ePredictRequest\x12\x30\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1c.mnist_gateway.tfs.ModelSpec\x12=\n\x06inputs\x18\x02 \x03(\x0b\x32-.mnist_gateway.tfs.PredictRequest.InputsEntry\x12\x15\n\routput_filter\x18\x03 \x03(\t\x1aM\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12-\n\x05value\x18\x02 \x01(\x0b\x32\x1e.mnist_gateway.tfs.TensorProto:\x02\x38\x01\"\xd5\x01\n\x0fPredictResponse\x12\x30\n\nmodel_spec\x18\x02 \x01(\x0b\x32\x1c.mnist_gateway.tfs.ModelSpec\x12@\n\x07outputs\x18\x01 \x03(\x0b\x32/.mnist_gateway.tfs.PredictResponse.OutputsEntry\x1aN\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12-\n\x05value\x18\x02 \x01(\x0b\x32\x1e.mnist_gateway.tfs.TensorProto:\x02\x38\x01\"c\n\x17GetModelMetadataRequest\x12\x30\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1c.mnist_gateway.tfs.ModelSpec\x12\x16\n\x0emetadata_field\x18\x02 \x03(\t\"\xe0\x01\n\x18GetModelMetadataResponse\x12\x30\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1c.mnist_gateway.tfs.ModelSpec\x12K\n\x08metadata\x18\x02 \x03(\x0b\x32\x39.mnist_gateway.tfs.GetModelMetadataResponse.MetadataEntry\x1a\x45\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any:\x02\x38\x01\"8\n\x0bStatusProto\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\"I\n\x15GetModelStatusRequest\x12\x30\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1c.mnist_gateway.tfs.ModelSpec\"\xe6\x01\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12:\n\x05state\x18\x02 \x01(\x0e\x32+.mnist_gateway.tfs.ModelVersionStatus.State\x12.\n\x06status\x18\x03 \x01(\x0b\x32\x1e.mnist_gateway.tfs.StatusProto\"S\n\x05State\x12\x0b\n\x07UNKNOWN\x10\x00\x12\t\n\x05START\x10\n\x12\x0b\n\x07LOADING\x10\x14\x12\r\n\tAVAILABLE\x10\x1e\x12\r\n\tUNLOADING\x10(\x12\x07\n\x03\x45ND\x10\x32\"]\n\x16GetModelStatusResponse\x12\x43\n\x14model_version_status\x18\x01 \x03(\x0b\x32%.mnist_gateway.tfs.ModelVersionStatus*}\n\x08\x44\x61taType\x12\x0e\n\nDT_INVALID\x10\x00\x12\x0c\n\x08\x44T_FLOAT\x10\x01\x12\r\n\tDT_DOUBLE\x10\x02\x12\x0c\n\x08\x44T_INT32\x10\x03\x12\x0c\n\x08\x44T_UINT8\x10\x04\x12\r\n\tDT_STRING\x10\x07\x12\x0c\n\x08\x44T_INT64\x10\t\x12\x0b\n\x07\x44T_BOOL\x10\nb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,44 +41,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TENSORPROTO'].fields_by_name['int_val']._serialized_options = b'\020\001'
   _globals['_TENSORPROTO'].fields_by_name['int64_val']._loaded_options = None
   _globals['_TENSORPROTO'].fields_by_name['int64_val']._serialized_options = b'\020\001'
+  _globals['_TENSORPROTO'].fields_by_name['bool_val']._loaded_options = None
+  _globals['_TENSORPROTO'].fields_by_name['bool_val']._serialized_options = b'\020\001'
   _globals['_PREDICTREQUEST_INPUTSENTRY']._loaded_options = None
   _globals['_PREDICTREQUEST_INPUTSENTRY']._serialized_options = b'8\001'
   _globals['_PREDICTRESPONSE_OUTPUTSENTRY']._loaded_options = None
   _globals['_PREDICTRESPONSE_OUTPUTSENTRY']._serialized_options = b'8\001'
   _globals['_GETMODELMETADATARESPONSE_METADATAENTRY']._loaded_options = None
   _globals['_GETMODELMETADATARESPONSE_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_DATATYPE']._serialized_start=1911
-  _globals['_DATATYPE']._serialized_end=2023
+  _globals['_DATATYPE']._serialized_start=1933
+  _globals['_DATATYPE']._serialized_end=2058
   _globals['_TENSORSHAPEPROTO']._serialized_start=120
   _globals['_TENSORSHAPEPROTO']._serialized_end=249
   _globals['_TENSORSHAPEPROTO_DIM']._serialized_start=216
   _globals['_TENSORSHAPEPROTO_DIM']._serialized_end=249
   _globals['_TENSORPROTO']._serialized_start=252
-  _globals['_TENSORPROTO']._serialized_end=527
-  _globals['_MODELSPEC']._serialized_start=530
-  _globals['_MODELSPEC']._serialized_end=670
-  _globals['_PREDICTREQUEST']._serialized_start=673
-  _globals['_PREDICTREQUEST']._serialized_end=904
-  _globals['_PREDICTREQUEST_INPUTSENTRY']._serialized_start=827
-  _globals['_PREDICTREQUEST_INPUTSENTRY']._serialized_end=904
-  _globals['_PREDICTRESPONSE']._serialized_start=907
-  _globals['_PREDICTRESPONSE']._serialized_end=1120
-  _globals['_PREDICTRESPONSE_OUTPUTSENTRY']._serialized_start=1042
-  _globals['_PREDICTRESPONSE_OUTPUTSENTRY']._serialized_end=1120
-  _globals['_GETMODELMETADATAREQUEST']._serialized_start=1122
-  _globals['_GETMODELMETADATAREQUEST']._serialized_end=1221
-  _globals['_GETMODELMETADATARESPONSE']._serialized_start=1224
-  _globals['_GETMODELMETADATARESPONSE']._serialized_end=1448
-  _globals['_GETMODELMETADATARESPONSE_METADATAENTRY']._serialized_start=1379
-  _globals['_GETMODELMETADATARESPONSE_METADATAENTRY']._serialized_end=1448
-  _globals['_STATUSPROTO']._serialized_start=1450
-  _globals['_STATUSPROTO']._serialized_end=1506
-  _globals['_GETMODELSTATUSREQUEST']._serialized_start=1508
-  _globals['_GETMODELSTATUSREQUEST']._serialized_end=1581
-  _globals['_MODELVERSIONSTATUS']._serialized_start=1584
-  _globals['_MODELVERSIONSTATUS']._serialized_end=1814
-  _globals['_MODELVERSIONSTATUS_STATE']._serialized_start=1731
-  _globals['_MODELVERSIONSTATUS_STATE']._serialized_end=1814
-  _globals['_GETMODELSTATUSRESPONSE']._serialized_start=1816
-  _globals['_GETMODELSTATUSRESPONSE']._serialized_end=1909
+  _globals['_TENSORPROTO']._serialized_end=549
+  _globals['_MODELSPEC']._serialized_start=552
+  _globals['_MODELSPEC']._serialized_end=692
+  _globals['_PREDICTREQUEST']._serialized_start=695
+  _globals['_PREDICTREQUEST']._serialized_end=926
+  _globals['_PREDICTREQUEST_INPUTSENTRY']._serialized_start=849
+  _globals['_PREDICTREQUEST_INPUTSENTRY']._serialized_end=926
+  _globals['_PREDICTRESPONSE']._serialized_start=929
+  _globals['_PREDICTRESPONSE']._serialized_end=1142
+  _globals['_PREDICTRESPONSE_OUTPUTSENTRY']._serialized_start=1064
+  _globals['_PREDICTRESPONSE_OUTPUTSENTRY']._serialized_end=1142
+  _globals['_GETMODELMETADATAREQUEST']._serialized_start=1144
+  _globals['_GETMODELMETADATAREQUEST']._serialized_end=1243
+  _globals['_GETMODELMETADATARESPONSE']._serialized_start=1246
+  _globals['_GETMODELMETADATARESPONSE']._serialized_end=1470
+  _globals['_GETMODELMETADATARESPONSE_METADATAENTRY']._serialized_start=1401
+  _globals['_GETMODELMETADATARESPONSE_METADATAENTRY']._serialized_end=1470
+  _globals['_STATUSPROTO']._serialized_start=1472
+  _globals['_STATUSPROTO']._serialized_end=1528
+  _globals['_GETMODELSTATUSREQUEST']._serialized_start=1530
+  _globals['_GETMODELSTATUSREQUEST']._serialized_end=1603
+  _globals['_MODELVERSIONSTATUS']._serialized_start=1606
+  _globals['_MODELVERSIONSTATUS']._serialized_end=1836
+  _globals['_MODELVERSIONSTATUS_STATE']._serialized_start=1753
+  _globals['_MODELVERSIONSTATUS_STATE']._serialized_end=1836
+  _globals['_GETMODELSTATUSRESPONSE']._serialized_start=1838
+  _globals['_GETMODELSTATUSRESPONSE']._serialized_end=1931
 # @@protoc_insertion_point(module_scope)
