@@ -33,31 +33,56 @@ def version_size_bytes(version_dir: Path) -> int:
     return sum(p.stat().st_size for p in Path(version_dir).rglob("*") if p.is_file() and p != card)
 
 
-def write_saved_model(model: keras.Model, target: Path) -> None:
-    """Write `model` with a `serving_default` signature: image -> probabilities, digit."""
+def write_saved_model(model: keras.Model, target: Path, judge=None, temperature: float = 1.0) -> None:
+    """Write `model` (logits out) with its two signatures, calibration and digit judgement inside.
+
+    `serving_default`: image -> probabilities (softmax of logits / `temperature`), digit, and with a
+    `judge` (training/judgement.py) digit_score and is_digit. `explain`: image -> attribution, digit.
+    """
+    from training.explain import integrated_gradients
+    from training.model import with_features
+
     archive = keras.export.ExportArchive()
     archive.track(model)
+    featured = with_features(model)
+    archive.track(featured)
 
     def serve(image):
-        probabilities = model(image, training=False)
-        return {
-            mnist.PROBABILITIES_KEY: probabilities,
-            mnist.DIGIT_KEY: tf.argmax(probabilities, axis=-1, output_type=tf.int64),
+        features, logits = featured(image, training=False)
+        outputs = {
+            mnist.PROBABILITIES_KEY: tf.nn.softmax(logits / temperature),
+            mnist.DIGIT_KEY: tf.argmax(logits, axis=-1, output_type=tf.int64),
         }
+        if judge is not None:
+            score = judge.score(judge.distance(features))
+            outputs[mnist.DIGIT_SCORE_KEY] = score
+            outputs[mnist.IS_DIGIT_KEY] = score >= mnist.DIGIT_SCORE_CUT
+        return outputs
+
+    def explain(image):
+        attribution, digit = integrated_gradients(lambda x: model(x, training=False), image)
+        return {mnist.ATTRIBUTION_KEY: attribution, mnist.DIGIT_KEY: digit}
 
     spec = tf.TensorSpec([None, *mnist.INPUT_SHAPE], tf.float32, name=mnist.INPUT_KEY)
     archive.add_endpoint(mnist.SIGNATURE_NAME, serve, input_signature=[spec])
+    archive.add_endpoint(mnist.EXPLAIN_SIGNATURE_NAME, explain, input_signature=[spec])
     archive.write_out(str(target), verbose=False)
 
 
 def write_tflite(saved_model_dir: Path) -> Path:
-    """Convert the SavedModel to `<dir>/model.tflite`, float32 and unquantized, signatures kept.
+    """Convert the SavedModel's `serving_default` to `<dir>/model.tflite`, float32 and unquantized.
+
+    Only that signature: TFLite has no kernels for the gradient ops `explain` needs (ReluGrad,
+    MaxPoolGrad), so TF Serving serves `explain` from the SavedModel, with --prefer_tflite_model off.
 
     Only for a directory being built: a published version is never written into (see `publish_with_tflite`).
     """
     # TF Serving serves this file instead of saved_model.pb under --prefer_tflite_model.
     saved_model_dir = Path(saved_model_dir)
-    converted = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir)).convert()
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        str(saved_model_dir), signature_keys=[mnist.SIGNATURE_NAME]
+    )
+    converted = converter.convert()
     target = layout.tflite_path(saved_model_dir)
     target.write_bytes(_with_signature_defs(converted, _saved_model_signatures(saved_model_dir)))
     return target
@@ -113,6 +138,8 @@ def export_model(
     model_dir: Path,
     annotate: Callable[[Path], None] | None = None,
     version: int | None = None,
+    judge=None,
+    temperature: float = 1.0,
 ) -> Path:
     """Export to a staging directory, let `annotate` add files, and rename to `<model_dir>/<N>`.
 
@@ -123,7 +150,7 @@ def export_model(
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = new_staging_dir(model_dir)
     try:
-        write_saved_model(model, staging)
+        write_saved_model(model, staging, judge, temperature)
         write_tflite(staging)
         (staging / layout.ASSETS_EXTRA_DIR).mkdir(exist_ok=True)
         if annotate is not None:

@@ -24,7 +24,17 @@ DEFAULTS = {
     "zoom": 0.12,
     "validation_size": 5000,
     "seed": 42,
+    "outliers": 20000,
+    "outlier_weight": 0.5,
+    "tuning_digits": 3000,
 }
+
+# Outlier exposure: each mini-batch of digits comes with this share of synthetic non-digits
+# (training/synthetic.py) whose target is the uniform distribution: "none of the ten".
+OUTLIER_BATCH_SHARE = 0.25
+# How many digits of each kind the "not a digit" threshold may refuse. Half the targets the held-out sets are
+# checked against (`make trust`: 0.3% MNIST test, 1% drawn, 2% printed), so the tuned threshold has room.
+FALSE_REJECT_BUDGET = {"mnist_validation": 0.0015, "drawn": 0.005, "printed": 0.01}
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -42,25 +52,57 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / 255.0)[..., None]
 
 
-def make_dataset(images, labels, batch_size, seed, augmenter=None, shuffle=False):
-    """A batched tf.data pipeline, augmented on the fly when an augmenter is given."""
+def make_dataset(images, labels, batch_size, seed, augmenter=None, shuffle=False, outliers=None, weight=1.0):
+    """Batched (image, target distribution, weight) tf.data pipeline; augmented when an augmenter is given.
+
+    With `outliers` (float32 [m, 28, 28] in [0, 1]), every batch also carries OUTLIER_BATCH_SHARE of them,
+    drawn with repetition, targeted at the uniform distribution with sample weight `weight`.
+    """
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices((to_model_input(images), labels.astype(np.int64)))
+    targets = np.eye(mnist.NUM_CLASSES, dtype=np.float32)[labels.astype(np.int64)]
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (to_model_input(images), targets, np.ones(len(images), np.float32))
+    )
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
+    if outliers is not None and len(outliers):
+        uniform = np.full((len(outliers), mnist.NUM_CLASSES), 1.0 / mnist.NUM_CLASSES, np.float32)
+        negatives = tf.data.Dataset.from_tensor_slices(
+            (outliers[..., None].astype(np.float32), uniform, np.full(len(outliers), weight, np.float32))
+        )
+        negatives = negatives.shuffle(len(outliers), seed=seed + 1).repeat()
+        negatives = negatives.batch(max(1, round(batch_size * OUTLIER_BATCH_SHARE)))
+        dataset = tf.data.Dataset.zip(dataset, negatives).map(
+            lambda a, b: tuple(tf.concat([x, y], axis=0) for x, y in zip(a, b, strict=True))
+        )
     if augmenter is not None:
         dataset = dataset.map(
-            lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
+            lambda x, y, w: (augmenter(x, training=True), y, w), num_parallel_calls=tf.data.AUTOTUNE
         )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def train(train_split, options: argparse.Namespace):
-    """Fit the CNN on `train_split`; returns (model, history dict)."""
+def digit_accuracy():
+    """Accuracy on the digits of a batch only (the outliers' uniform targets have no right answer)."""
+    import keras
+    from keras import ops
+
+    class DigitAccuracy(keras.metrics.Mean):
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            is_digit = ops.cast(ops.max(y_true, axis=-1) > 0.5, "float32")
+            right = ops.cast(ops.argmax(y_true, axis=-1) == ops.argmax(y_pred, axis=-1), "float32")
+            return super().update_state(right, sample_weight=is_digit)
+
+    return DigitAccuracy(name="accuracy")
+
+
+def train(train_split, options: argparse.Namespace, outliers=None):
+    """Fit the CNN on `train_split` (+ outlier exposure); returns (model, history, fit, validation)."""
     import keras
 
+    from training.dataset import Split
     from training.model import build_augmenter, build_model
 
     seed_everything(options.seed, options.deterministic)
@@ -68,26 +110,34 @@ def train(train_split, options: argparse.Namespace):
     if options.limit:
         images, labels = images[: options.limit], labels[: options.limit]
     validation_size = min(options.validation_size, len(images) // 10)
-    fit_images, fit_labels = images[validation_size:], labels[validation_size:]
+    fit = Split(images[validation_size:], labels[validation_size:])
+    validation = Split(images[:validation_size], labels[:validation_size])
     augmenter = (
         None
         if options.no_augment
         else build_augmenter(options.rotation_deg, options.shift, options.zoom, options.seed)
     )
     train_data = make_dataset(
-        fit_images, fit_labels, options.batch_size, options.seed, augmenter, shuffle=True
+        fit.images,
+        fit.labels,
+        options.batch_size,
+        options.seed,
+        augmenter,
+        shuffle=True,
+        outliers=outliers,
+        weight=options.outlier_weight,
     )
     validation_data = None
     if validation_size:
-        validation_data = make_dataset(images[:validation_size], labels[:validation_size], 1000, options.seed)
+        validation_data = make_dataset(validation.images, validation.labels, 1000, options.seed)
 
     model = build_model(dropout=options.dropout, dense_units=options.dense_units)
-    steps = max(1, -(-len(fit_images) // options.batch_size)) * options.epochs
+    steps = max(1, -(-len(fit.images) // options.batch_size)) * options.epochs
     schedule = keras.optimizers.schedules.CosineDecay(options.learning_rate, decay_steps=steps, alpha=0.01)
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        metrics=[digit_accuracy()],
     )
     history = model.fit(
         train_data,
@@ -96,7 +146,65 @@ def train(train_split, options: argparse.Namespace):
         shuffle=False,
         verbose=2 if options.quiet else 1,
     )
-    return model, history.history
+    return model, history.history, fit, validation
+
+
+def predict_features(model, images: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """(features, logits) of uint8 or [0, 1] float images [n, 28, 28], in inference mode."""
+    from training.model import with_features
+
+    featured = with_features(model)
+    inputs = to_model_input(images) if images.dtype == np.uint8 else images[..., None].astype(np.float32)
+    parts = [featured([inputs[i : i + batch]], training=False) for i in range(0, len(inputs), batch)]
+    return (
+        np.concatenate([np.asarray(f) for f, _ in parts]),
+        np.concatenate([np.asarray(z) for _, z in parts]),
+    )
+
+
+def calibrate_and_judge(model, fit, validation, tuning: dict, outliers):
+    """Temperature from the validation split, the digit judge from training features, its threshold tuned.
+
+    Returns (temperature, judge, card section). `tuning` maps a digit-set name to float images [n, 28, 28].
+    """
+    from training.calibration import fit_temperature
+    from training.judgement import fit_judge, rejected_share, tune_threshold
+
+    features, _ = predict_features(model, fit.images)
+    judge = fit_judge(features, fit.labels)
+    validation_features, validation_logits = predict_features(model, validation.images)
+    temperature = fit_temperature(validation_logits, validation.labels) if len(validation.images) else 1.0
+
+    def distances(images):
+        return np.asarray(judge.distance(predict_features(model, images)[0])) if len(images) else np.zeros(0)
+
+    digit_sets = {"mnist_validation": np.asarray(judge.distance(validation_features))}
+    digit_sets |= {name: distances(images) for name, images in tuning.items()}
+    budgets = {name: (d, FALSE_REJECT_BUDGET[name]) for name, d in digit_sets.items() if len(d)}
+    judge = tune_threshold(judge, budgets)
+    outlier_distances = distances(outliers) if outliers is not None else np.zeros(0)
+    section = {
+        "score": "squared Mahalanobis distance of the penultimate features to the nearest class mean "
+        "(shared covariance fitted on the training digits)",
+        "digit_score": "sigmoid(ln(threshold / distance) / scale): 0.5 at the threshold, higher = nearer",
+        "is_digit": f"digit_score >= {mnist.DIGIT_SCORE_CUT}",
+        "threshold_distance": round(judge.threshold, 4),
+        "scale": round(judge.scale, 6),
+        "tuned_on": {
+            name: {
+                "n": len(d),
+                "false_reject_budget": FALSE_REJECT_BUDGET[name],
+                "false_reject_rate": round(rejected_share(d, judge.threshold), 6),
+            }
+            for name, d in digit_sets.items()
+        },
+        "training_outliers_rejected": {
+            "n": len(outlier_distances),
+            "rate": round(rejected_share(outlier_distances, judge.threshold), 6),
+            "note": "the synthetic non-digits trained on; `make trust` measures held-out ones",
+        },
+    }
+    return temperature, judge, section
 
 
 def git_commit() -> str:
@@ -144,8 +252,21 @@ def build_model_card(
             "outputs": {
                 mnist.PROBABILITIES_KEY: {"dtype": mnist.PROBABILITIES_DTYPE, "shape": [None, 10]},
                 mnist.DIGIT_KEY: {"dtype": mnist.DIGIT_DTYPE, "shape": [None]},
+                mnist.DIGIT_SCORE_KEY: {"dtype": mnist.DIGIT_SCORE_DTYPE, "shape": [None]},
+                mnist.IS_DIGIT_KEY: {"dtype": mnist.IS_DIGIT_DTYPE, "shape": [None]},
             },
             "input_range": "float32 in [0, 1], white digit on black, 28x28x1",
+        },
+        "signatures": {
+            mnist.EXPLAIN_SIGNATURE_NAME: {
+                "inputs": {
+                    mnist.INPUT_KEY: {"dtype": mnist.INPUT_DTYPE, "shape": [None, *mnist.INPUT_SHAPE]}
+                },
+                "outputs": {
+                    mnist.ATTRIBUTION_KEY: {"dtype": mnist.ATTRIBUTION_DTYPE, "shape": [None, 28, 28]},
+                    mnist.DIGIT_KEY: {"dtype": mnist.DIGIT_DTYPE, "shape": [None]},
+                },
+            }
         },
         **metrics,
         "hyperparameters": hyper,
@@ -195,6 +316,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULTS["validation_size"],
         help="training images held out for validation (the test set is never used to tune)",
     )
+    p.add_argument(
+        "--outliers",
+        type=int,
+        default=DEFAULTS["outliers"],
+        help="synthetic non-digits for outlier exposure (0: none)",
+    )
+    p.add_argument(
+        "--outlier-weight",
+        type=float,
+        default=DEFAULTS["outlier_weight"],
+        help="loss weight of an outlier against a digit",
+    )
+    p.add_argument(
+        "--tuning-digits",
+        type=int,
+        default=DEFAULTS["tuning_digits"],
+        help="synthetic drawn and printed digits each, for tuning the not-a-digit threshold (0: MNIST only)",
+    )
     p.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke runs)")
     p.add_argument("--test-limit", type=int, default=0, help="evaluate on only the first N test images")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed for every RNG")
@@ -206,11 +345,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def synthetic_sets(options) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+    """Synthetic non-digits for outlier exposure and drawn/printed digits for threshold tuning."""
+    if not options.outliers and not options.tuning_digits:
+        return None, {}
+    from training import synthetic
+
+    started = time.monotonic()
+    outliers = synthetic.non_digits(options.outliers, options.seed) if options.outliers else None
+    tuning = {}
+    if options.tuning_digits:
+        tuning["drawn"] = synthetic.drawn_digits(options.tuning_digits, options.seed)[0]
+        tuning["printed"] = synthetic.printed_digits(options.tuning_digits, options.seed)[0]
+    print(
+        f"synthetic data: {options.outliers} non-digits, {2 * options.tuning_digits} tuning digits "
+        f"in {time.monotonic() - started:.0f} s",
+        flush=True,
+    )
+    return outliers, tuning
+
+
+def serve_outputs(version_dir: Path, images: np.ndarray, batch: int = 1000) -> dict[str, np.ndarray]:
+    """Every `serving_default` output of the exported version for uint8 images [n, 28, 28]."""
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(version_dir)).signatures[mnist.SIGNATURE_NAME]
+    parts = [
+        signature(**{mnist.INPUT_KEY: tf.constant(to_model_input(images[i : i + batch]))})
+        for i in range(0, len(images), batch)
+    ]
+    return {key: np.concatenate([part[key].numpy() for part in parts]) for key in parts[0]}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Train, export atomically with a model card, and print the result."""
+    """Train, calibrate, fit the digit judgement, export atomically with a model card, print the result."""
     options = parse_args(argv)
     from training.dataset import load_mnist
-    from training.evaluate import metrics_from, predict_saved_model
+    from training.evaluate import metrics_from
     from training.export import VersionExistsError, export_model, version_size_bytes
     from training.idx import IdxFormatError
     from training.warmup import write_warmup_requests
@@ -228,7 +399,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     commit = git_commit()  # the code that trains, not whatever is checked out when it finishes
     started = time.monotonic()
-    model, history = train(train_split, options)
+    outliers, tuning = synthetic_sets(options)
+    model, history, fit, validation = train(train_split, options, outliers)
+    temperature, judge, judgement = calibrate_and_judge(model, fit, validation, tuning, outliers)
     training_time_s = time.monotonic() - started
     test_images, test_labels = test_split.images, test_split.labels
     if options.test_limit:
@@ -238,27 +411,59 @@ def main(argv: list[str] | None = None) -> int:
 
     def annotate(staging: Path) -> None:
         # Evaluate the exported SavedModel itself, so the card describes exactly what is served.
-        probabilities = predict_saved_model(staging, test_images)
-        metrics = metrics_from(test_labels, probabilities.argmax(axis=1))
+        outputs = serve_outputs(staging, test_images)
+        metrics = metrics_from(test_labels, outputs[mnist.DIGIT_KEY])
+        judgement["mnist_test_false_reject_rate"] = round(float(np.mean(~outputs[mnist.IS_DIGIT_KEY])), 6)
         card.update(
             build_model_card(
                 metrics, options, history, training_time_s, options.data_dir, model.count_params(), commit
             )
         )
+        card["digit_judgement"] = judgement
+        card["calibration"] = calibration_card(temperature, outputs[mnist.PROBABILITIES_KEY], test_labels)
+        card["explain"] = {
+            "signature": mnist.EXPLAIN_SIGNATURE_NAME,
+            "method": mnist.EXPLAIN_METHOD,
+            "baseline": mnist.EXPLAIN_BASELINE,
+            "steps": mnist.EXPLAIN_STEPS,
+            "target": "the predicted digit's logit",
+        }
         write_warmup_requests(staging)
         card["size_bytes"] = version_size_bytes(staging)
         layout.model_card_path(staging).write_text(json.dumps(card, indent=2) + "\n")
 
     try:
-        target = export_model(model, options.model_dir, annotate=annotate, version=options.version)
+        target = export_model(
+            model,
+            options.model_dir,
+            annotate=annotate,
+            version=options.version,
+            judge=judge,
+            temperature=temperature,
+        )
     except VersionExistsError as exc:
         print(f"train: {exc}", file=sys.stderr)
         return 1
+    total_s = time.monotonic() - started
     print(
         f"exported {target}: test accuracy {card['test_accuracy']:.4%} ({card['errors']} errors of "
-        f"{card['test_examples']}), trained in {training_time_s:.0f} s, {card['size_bytes'] / 1e6:.2f} MB"
+        f"{card['test_examples']}), temperature {temperature:.3f}, MNIST test falsely refused "
+        f"{judgement['mnist_test_false_reject_rate']:.2%}, training outliers refused "
+        f"{judgement['training_outliers_rejected']['rate']:.1%}; {training_time_s:.0f} s to train, "
+        f"{total_s:.0f} s in all, {card['size_bytes'] / 1e6:.2f} MB"
     )
     return 0
+
+
+def calibration_card(temperature: float, probabilities: np.ndarray, labels: np.ndarray) -> dict:
+    """The card's calibration section: the temperature and MNIST test ECE/NLL before and after it."""
+    from training.calibration import calibration_section
+
+    return calibration_section(
+        {"mnist_test": (probabilities, labels)},
+        temperature,
+        fitted_on="the validation split (training images held out of fitting)",
+    )
 
 
 if __name__ == "__main__":

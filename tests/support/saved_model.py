@@ -24,5 +24,7 @@ def contract_signature() -> dict:
         "outputs": {
             mnist.PROBABILITIES_KEY: (mnist.PROBABILITIES_DTYPE, [None, mnist.NUM_CLASSES]),
             mnist.DIGIT_KEY: (mnist.DIGIT_DTYPE, [None]),
+            mnist.DIGIT_SCORE_KEY: (mnist.DIGIT_SCORE_DTYPE, [None]),
+            mnist.IS_DIGIT_KEY: (mnist.IS_DIGIT_DTYPE, [None]),
         },
     }
