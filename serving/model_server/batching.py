@@ -10,8 +10,12 @@ shared_batch_scheduler.h), which tensorflow_model_server's --enable_batching use
 - a batch runs when it is full, or once its first request has waited batch_timeout_micros and a batch
   thread is free (while every thread is busy, batches keep filling);
 - a full queue (max_enqueued_batches batches per model signature) fails with UNAVAILABLE.
-Requests are batched with others of the same servable, signature, output filter and input shapes
-(TF Serving would pad or fail to concatenate different shapes; this server does not pad).
+A request is checked (signature, inputs, output filter: predict_util.cc) before it is queued, as TF Serving
+checks it before its batching session sees it. Each signature is batched on its own, and so is each set of
+outputs asked for: TF Serving's BatchingSession keeps one queue per set of input and output tensors
+(batching_session.cc), with the same limits for every queue, so `explain` requests are never merged with
+`serving_default` ones. Requests are batched with others of the same servable, signature, set of outputs
+and input shapes (TF Serving would pad or fail to concatenate different shapes; this server does not pad).
 """
 
 import threading
@@ -29,15 +33,35 @@ from serving.model_server.errors import ServingError, invalid_argument
 class _Task:
     """One predict call; its rows may run in several pieces."""
 
-    __slots__ = ("servable", "signature_name", "inputs", "output_filter", "rows", "future", "parts", "left")
+    __slots__ = (
+        "servable",
+        "signature_name",
+        "inputs",
+        "output_filter",
+        "signature_key",
+        "outputs",
+        "rows",
+        "future",
+        "parts",
+        "left",
+    )
 
     def __init__(
-        self, servable, signature_name: str, inputs: dict, output_filter: tuple[str, ...], rows: int
+        self,
+        servable,
+        signature_name: str,
+        inputs: dict,
+        output_filter: tuple[str, ...],
+        signature_key: str,
+        outputs: tuple[str, ...],
+        rows: int,
     ):
         self.servable = servable
         self.signature_name = signature_name
         self.inputs = inputs
         self.output_filter = output_filter
+        self.signature_key = signature_key  # the signature's name, "" resolved to serving_default
+        self.outputs = frozenset(outputs)  # what it fetches: an empty filter is every output
         self.rows = rows
         self.future: Future = Future()
         self.parts: list[dict | None] = []
@@ -47,7 +71,7 @@ class _Task:
         shapes = tuple(
             (alias, array.dtype.str, array.shape[1:]) for alias, array in sorted(self.inputs.items())
         )
-        return (id(self.servable), self.signature_name, self.output_filter, shapes)
+        return (id(self.servable), self.signature_key, self.outputs, shapes)
 
 
 class _Piece:
@@ -111,6 +135,7 @@ class Batcher:
 
     def run(self, servable, signature_name: str, inputs: dict, output_filter: tuple[str, ...] = ()) -> dict:
         """Predict through the batch queue; TF Serving's errors for oversized or unqueueable requests."""
+        signature_key, outputs = servable.prepare(signature_name, inputs, output_filter)
         rows = batch_rows(inputs)
         if rows > self._settings.max_batch_size:
             raise invalid_argument(
@@ -118,7 +143,7 @@ class Batcher:
             )
         if rows == 0 or self._stopping:
             return servable.predict(signature_name, inputs, output_filter)
-        task = _Task(servable, signature_name, inputs, output_filter, rows)
+        task = _Task(servable, signature_name, inputs, output_filter, signature_key, outputs, rows)
         with self._cond:
             self._schedule(task)
             self._cond.notify_all()

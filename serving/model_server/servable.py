@@ -85,10 +85,16 @@ class Servable:
             raise invalid_argument(f'Serving signature name: "{name}" not found in signature def')
         return signature.input_dtypes
 
-    def predict(
+    def prepare(
         self, signature_name: str, inputs: dict[str, np.ndarray], output_filter: tuple[str, ...] = ()
-    ) -> dict[str, np.ndarray]:
-        """Run a signature on numpy inputs, validating like predict_util.cc; return outputs by alias."""
+    ) -> tuple[str, tuple[str, ...]]:
+        """Check a request as predict_util.cc does before Session::Run.
+
+        Returns the signature's name (serving_default for "") and the output aliases the request fetches.
+
+        TF Serving checks these before its batching session sees the request, so the batcher calls this
+        first: an unknown signature is FAILED_PRECONDITION whatever the request's size.
+        """
         name = signature_name or DEFAULT_SIGNATURE
         signature = self._signatures.get(name)
         if signature is None:
@@ -110,24 +116,12 @@ class Servable:
                 f"Sent extra: {{{','.join(sorted(sent - wanted))}}}. "
                 f"Missing but required: {{{','.join(sorted(wanted - sent))}}}."
             )
-        feeds = {}
-        for index, alias in enumerate(sorted(expected)):
-            if alias not in inputs:
+        for alias in inputs:
+            if alias not in expected:
                 raise invalid_argument(
-                    f"input tensor alias not found in signature: "
-                    f"{next(a for a in inputs if a not in expected)}. Inputs expected to be "
+                    f"input tensor alias not found in signature: {alias}. Inputs expected to be "
                     f"in the set {{{','.join(sorted(expected))}}}."
                 )
-            array = inputs[alias]
-            dtype = expected[alias]
-            if tensors.datatype_of(array) != dtype:
-                # The message Session::Run gives for a feed of the wrong dtype.
-                raise invalid_argument(
-                    f"Expects arg[{index}] to be {tensors.dtype_name(dtype)} but "
-                    f"{tensors.dtype_name(tensors.datatype_of(array))} is provided"
-                )
-            _check_shape(alias, array.shape, signature.input_shapes[alias])
-            feeds[alias] = array
         outputs_wanted = list(output_filter) or list(definition.outputs)
         seen = set()
         for alias in outputs_wanted:
@@ -139,6 +133,26 @@ class Servable:
             if alias in seen:
                 raise invalid_argument(f"duplicate output tensor alias: {alias}")
             seen.add(alias)
+        return name, tuple(outputs_wanted)
+
+    def predict(
+        self, signature_name: str, inputs: dict[str, np.ndarray], output_filter: tuple[str, ...] = ()
+    ) -> dict[str, np.ndarray]:
+        """Run a signature on numpy inputs, validating like predict_util.cc; return outputs by alias."""
+        name, outputs_wanted = self.prepare(signature_name, inputs, output_filter)
+        signature = self._signatures[name]
+        feeds = {}
+        for index, alias in enumerate(sorted(signature.input_dtypes)):
+            array = inputs[alias]
+            dtype = signature.input_dtypes[alias]
+            if tensors.datatype_of(array) != dtype:
+                # The message Session::Run gives for a feed of the wrong dtype.
+                raise invalid_argument(
+                    f"Expects arg[{index}] to be {tensors.dtype_name(dtype)} but "
+                    f"{tensors.dtype_name(tensors.datatype_of(array))} is provided"
+                )
+            _check_shape(alias, array.shape, signature.input_shapes[alias])
+            feeds[alias] = array
         if signature.tflite:
             try:
                 results = self._tflite.run(name, feeds)
@@ -155,27 +169,47 @@ class Servable:
         return {alias: results[alias].numpy() for alias in outputs_wanted}
 
     def enable_tflite(self, sample_inputs: dict[str, dict[str, np.ndarray]]) -> None:
-        """Run each signature with model.tflite if it has the same inputs and outputs and answers alike.
+        """Serve the version's model.tflite signatures, each run by TFLite if it answers like the SavedModel.
 
-        TF Serving would serve the .tflite file unchecked; a stale or foreign one is refused here, with a
-        warning, and the SavedModel serves that signature instead.
+        TF Serving's TfLiteSession replaces the SavedModel: only the signatures in the file's
+        signature_defs_metadata are served (saved_model_bundle_factory.cc, tflite_session.cc), so one the
+        file lacks (`explain`: TFLite has no gradient kernels) is not served here either, and a warm-up
+        record for it fails the load. TF Serving would serve the file unchecked; a file without the
+        metadata, or a stale or foreign signature in it, is refused here with a warning, and the SavedModel
+        serves instead.
         """
         if self._tflite is None:
             return
+        if not self._tflite.signature_defs:
+            log.warning(
+                "%s/model.tflite has no signature_defs_metadata; serving the SavedModel "
+                "(`python -m training.export <version dir>` writes one)",
+                self.export_dir,
+            )
+            return
+        for name in [n for n in self.signature_defs if n not in self._tflite.signature_defs]:
+            log.warning(
+                "Signature %s of %s is not served: under --prefer_tflite_model TF Serving serves only the "
+                "signatures of model.tflite, and it has none named %s",
+                name,
+                self.export_dir,
+                name,
+            )
+            del self.signature_defs[name]
+            self._signatures.pop(name, None)
         for name, signature in self._signatures.items():
             inputs = sample_inputs.get(name)
-            lite = self._tflite.signature_defs.get(name)
+            lite = self._tflite.signature_defs[name]
             definition = signature.definition
             if (
                 inputs is None
-                or lite is None
                 or set(lite.inputs) != set(definition.inputs)
                 or set(lite.outputs) != set(definition.outputs)
                 or not self._tflite.has_tensors(lite)
             ):
                 log.warning(
-                    "%s/model.tflite has no signature_defs_metadata entry matching signature %s; serving the "
-                    "SavedModel (`python -m training.export <version dir>` writes one)",
+                    "%s/model.tflite's signature_defs_metadata entry %s does not match the SavedModel's "
+                    "signature or the file's tensors; serving the SavedModel",
                     self.export_dir,
                     name,
                 )
@@ -217,8 +251,14 @@ class Servable:
                 samples[name] = inputs
         return samples
 
-    def warm_up(self) -> int:
-        """Replay assets.extra/tf_serving_warmup_requests (PredictLog records); return how many ran."""
+    def warm_up(self, run=None) -> int:
+        """Replay assets.extra/tf_serving_warmup_requests (PredictLog records); return how many ran.
+
+        `run(signature_name, inputs, output_filter)` is how each record is predicted: TF Serving replays
+        warm-up through the version's session, the batching session when batching is on, so the server
+        passes its batcher; without one the record runs directly.
+        """
+        run = run or self.predict
         path = layout.warmup_path(self.export_dir)
         if not path.is_file():
             return 0
@@ -231,7 +271,7 @@ class Servable:
                 raise ValueError("Unsupported log_type for warmup: only predict_log is supported here")
             request = entry.predict_log.request
             inputs = {alias: tensors.proto_to_array(proto, alias) for alias, proto in request.inputs.items()}
-            self.predict(request.model_spec.signature_name, inputs, tuple(request.output_filter))
+            run(request.model_spec.signature_name, inputs, tuple(request.output_filter))
             count += 1
         log.info(
             "Finished reading warmup data for model at %s. Number of warmup records read: %d. "

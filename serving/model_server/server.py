@@ -1,5 +1,6 @@
 """Wire flags, config, model manager, gRPC and REST together; run until SIGTERM, then drain."""
 
+import functools
 import gc
 import logging
 import os
@@ -19,10 +20,11 @@ BIND_HOST = os.environ.get("MODEL_SERVER_BIND_HOST", "127.0.0.1")
 GRPC_GRACE_S = 10.0
 
 
-def servable_loader(warm_up: bool = True, tflite_pools: int | None = None):
+def servable_loader(warm_up: bool = True, tflite_pools: int | None = None, batcher=None):
     """A loader that loads a SavedModel version and replays its warm-up requests before it takes traffic.
 
     With `tflite_pools`, a version's model.tflite is served where there is one (--prefer_tflite_model).
+    With a `batcher`, warm-up records go through it, as TF Serving replays them on its batching session.
     """
     from serving.model_server.servable import Servable  # TensorFlow imports only when serving
 
@@ -31,7 +33,7 @@ def servable_loader(warm_up: bool = True, tflite_pools: int | None = None):
         samples = servable.sample_inputs()
         servable.enable_tflite(samples)
         if warm_up:
-            servable.warm_up()
+            servable.warm_up(functools.partial(batcher.run, servable) if batcher is not None else None)
         settle_heap()
         return servable
 
@@ -132,9 +134,15 @@ def serve(flags: ServerFlags, stop: threading.Event) -> int:
     # Only models the config lists get their own series (the manager is bound below).
     metrics = Metrics(lambda name: manager.has_model(name)) if prometheus.enabled else None
     configure_tensorflow_threads(flags.tensorflow_intra_op_parallelism, flags.tensorflow_inter_op_parallelism)
+    batcher = None
+    if batching is not None:
+        from serving.model_server.batching import Batcher
+
+        batcher = Batcher(batching)
+        log.info("Batching enabled: %s", batching)
     manager = ModelManager(
         servable_loader(
-            flags.enable_model_warmup, flags.num_tflite_pools if flags.prefer_tflite_model else None
+            flags.enable_model_warmup, flags.num_tflite_pools if flags.prefer_tflite_model else None, batcher
         ),
         allow_version_labels_for_unavailable_models=flags.allow_version_labels_for_unavailable_models,
         max_num_load_retries=flags.max_num_load_retries,
@@ -142,12 +150,6 @@ def serve(flags: ServerFlags, stop: threading.Event) -> int:
         file_system_poll_wait_s=flags.file_system_poll_wait_seconds,
         on_state_change=metrics.set_version_state if metrics else None,
     )
-    batcher = None
-    if batching is not None:
-        from serving.model_server.batching import Batcher
-
-        batcher = Batcher(batching)
-        log.info("Batching enabled: %s", batching)
     core = ServingCore(manager, metrics, batcher)
     waiter = threading.Thread(target=lambda: stop.wait() or manager.stop(), daemon=True)
     waiter.start()

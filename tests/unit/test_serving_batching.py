@@ -12,21 +12,32 @@ from serving.model_server.errors import ServingError
 
 
 class FakeServable:
-    """Doubles its input and records the batch size of every call; `gate` holds calls until it is set."""
+    """Doubles its input and records the batch size of every call; `gate` holds calls until it is set.
+
+    Its signatures all have the outputs `y` and `z`; `signature_calls` records (signature, rows) per call.
+    """
+
+    OUTPUTS = ("y", "z")
 
     def __init__(self, gate: threading.Event | None = None):
         self.calls: list[int] = []
+        self.signature_calls: list[tuple[str, int]] = []
         self.gate = gate
         self.entered = threading.Semaphore(0)
         self._lock = threading.Lock()
 
+    def prepare(self, signature_name, inputs, output_filter=()):
+        return signature_name or "serving_default", tuple(output_filter) or self.OUTPUTS
+
     def predict(self, signature_name, inputs, output_filter=()):
         with self._lock:
             self.calls.append(len(inputs["x"]))
+            self.signature_calls.append((signature_name or "serving_default", len(inputs["x"])))
         self.entered.release()
         if self.gate is not None:
             self.gate.wait()
-        return {"y": inputs["x"] * 2}
+        outputs = {"y": inputs["x"] * 2, "z": inputs["x"] * 3}
+        return {name: outputs[name] for name in (output_filter or self.OUTPUTS)}
 
 
 def rows(n: int, start: int = 0) -> dict:
@@ -56,12 +67,14 @@ def make_batcher():
         batcher.stop()
 
 
-def in_threads(batcher, servable, requests) -> list:
+def in_threads(batcher, servable, requests, signatures=None, output_filters=None) -> list:
     results = [None] * len(requests)
+    signatures = signatures or ["serving_default"] * len(requests)
+    output_filters = output_filters or [()] * len(requests)
 
     def call(i):
         try:
-            results[i] = batcher.run(servable, "serving_default", requests[i])
+            results[i] = batcher.run(servable, signatures[i], requests[i], output_filters[i])
         except ServingError as exc:
             results[i] = exc
 
@@ -176,3 +189,67 @@ def test_a_failed_batch_fails_every_request_in_it(make_batcher):
         make_batcher(max_batch_size=64, enable_large_batch_splitting=True, max_execution_batch_size=8).run(
             Broken(), "serving_default", rows(20)
         )
+
+
+def queue_behind_a_busy_thread(batcher, servable, requests, signatures=None, output_filters=None):
+    """Occupy the only batch thread, queue `requests` behind it, release it; return their results."""
+    first, _ = in_threads(batcher, servable, [rows(1)])
+    servable.entered.acquire()
+    threads, results = in_threads(batcher, servable, requests, signatures, output_filters)
+    while batcher.queued_rows() < sum(len(r["x"]) for r in requests):
+        threading.Event().wait(0.005)
+    servable.gate.set()
+    for thread in first + threads:
+        thread.join()
+    return results
+
+
+def test_each_signature_is_batched_on_its_own_like_tf_servings_batching_session(make_batcher):
+    servable = FakeServable(threading.Event())
+    batcher = make_batcher(max_batch_size=64, enable_large_batch_splitting=True, max_execution_batch_size=16)
+    requests = [rows(3, 10), rows(4, 20), rows(5, 30), rows(6, 40)]
+    signatures = ["serving_default", "explain", "", "explain"]
+    results = queue_behind_a_busy_thread(batcher, servable, requests, signatures)
+    # "" is serving_default: it joins that queue; explain rows never share a model call with it.
+    assert sorted(servable.signature_calls[1:]) == [("explain", 10), ("serving_default", 8)]
+    for request, result in zip(requests, results, strict=True):
+        np.testing.assert_array_equal(result["y"], request["x"] * 2)
+
+
+def test_an_explain_request_obeys_the_same_batch_limits(make_batcher):
+    batcher = make_batcher(max_batch_size=32, enable_large_batch_splitting=True, max_execution_batch_size=8)
+    servable = FakeServable()
+    with pytest.raises(ServingError, match="Task size 33 is larger than maximum input batch size 32"):
+        batcher.run(servable, "explain", rows(33))
+    out = batcher.run(servable, "explain", rows(20))
+    assert servable.signature_calls == [("explain", 8), ("explain", 8), ("explain", 4)]
+    np.testing.assert_array_equal(out["z"], rows(20)["x"] * 3)
+
+
+def test_output_filters_naming_the_same_outputs_share_a_batch(make_batcher):
+    # TF Serving keys its queues by the set of tensors fetched: no filter, or every output in any order.
+    servable = FakeServable(threading.Event())
+    batcher = make_batcher(max_batch_size=64, enable_large_batch_splitting=True, max_execution_batch_size=16)
+    requests = [rows(2, 10), rows(3, 20), rows(4, 30), rows(5, 40)]
+    filters = [(), ("z", "y"), ("y", "z"), ("y",)]
+    results = queue_behind_a_busy_thread(batcher, servable, requests, output_filters=filters)
+    assert sorted(servable.calls[1:]) == [5, 9]
+    for request, result, wanted in zip(requests, results, filters, strict=True):
+        assert set(result) == set(wanted or FakeServable.OUTPUTS)
+        np.testing.assert_array_equal(result["y"], request["x"] * 2)
+
+
+def test_a_request_is_checked_before_it_is_queued(make_batcher):
+    class Checking(FakeServable):
+        def prepare(self, signature_name, inputs, output_filter=()):
+            raise ServingError(
+                grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{signature_name}" not found.'
+            )
+
+    servable = Checking()
+    with pytest.raises(ServingError) as info:
+        make_batcher().run(
+            servable, "nope", rows(17)
+        )  # over max_batch_size 16 too: the signature comes first
+    assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert servable.calls == []
