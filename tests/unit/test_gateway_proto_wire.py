@@ -97,3 +97,31 @@ def test_grpc_method_paths_match_the_official_services():
         stubs.GET_MODEL_METADATA_METHOD,
         stubs.GET_MODEL_STATUS_METHOD,
     } <= official_paths
+
+
+@pytest.mark.parametrize("use_tensor_content", [True, False])
+def test_official_judgement_and_explain_outputs_decode_in_gateway(use_tensor_content):
+    """digit_score (float), is_digit (DT_BOOL), attribution and digit (int64), in both encodings."""
+    arrays = {
+        "digit_score": np.array([0.9, 0.1, 0.5], np.float32),
+        "is_digit": np.array([True, False, True]),
+        "attribution": np.random.default_rng(2).normal(size=(3, 28, 28)).astype(np.float32),
+        "digit": np.array([7, 1, 4], np.int64),
+    }
+    response = official_predict.PredictResponse()
+    for key, array in arrays.items():
+        if use_tensor_content:
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(array))
+        else:  # typed fields, as TF Serving's AsProtoField writes them
+            tensor = response.outputs[key]
+            tensor.dtype = tf.as_dtype(array.dtype).as_datatype_enum
+            for size in array.shape:
+                tensor.tensor_shape.dim.add(size=size)
+            field = {"digit_score": "float_val", "is_digit": "bool_val", "attribution": "float_val"}
+            getattr(tensor, field.get(key, "int64_val")).extend(array.ravel().tolist())
+        assert tf.make_ndarray(response.outputs[key]).tolist() == array.tolist()
+
+    decoded = ours.PredictResponse.FromString(response.SerializeToString())
+    for key, array in arrays.items():
+        got = array_from_tensor(decoded.outputs[key])
+        assert got.dtype.kind == array.dtype.kind and np.array_equal(got, array), key

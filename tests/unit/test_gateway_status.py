@@ -7,6 +7,7 @@ import pytest
 from contract.status import HTTP_STATUS_BY_GRPC_CODE
 from gateway.client.rest_client import rest_error
 from gateway.client.status import GRPC_CODE_BY_HTTP_STATUS, upstream_error
+from gateway.errors import MissingSignature
 
 
 @pytest.mark.parametrize("code", sorted(set(GRPC_CODE_BY_HTTP_STATUS.values()) - {"OK"}))
@@ -42,3 +43,27 @@ def test_tf_serving_rest_errors(status, message, gateway_status, gateway_code):
 def test_rest_error_body_that_is_not_json_is_kept_as_text():
     error = rest_error(500, "<html>proxy error</html>", "predict")
     assert error.status == 502 and "proxy error" in error.message
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        # gRPC Predict (predict_util.cc) and REST (json_tensor.cc), as TF Serving words them.
+        ("FAILED_PRECONDITION", 'Serving signature key "explain" not found.'),
+        ("INVALID_ARGUMENT", 'HTTP 400: Serving signature name: "explain" not found in signature def'),
+    ],
+)
+def test_missing_signature_is_its_own_error_naming_the_signature(code, message):
+    error = upstream_error(code, message, "explain")
+    assert isinstance(error, MissingSignature) and error.signature == "explain"
+
+
+def test_missing_signature_over_rest_is_recognised_from_the_reply():
+    body = json.dumps({"error": 'Serving signature name: "explain" not found in signature def'})
+    error = rest_error(400, body, "explain")
+    assert isinstance(error, MissingSignature) and error.signature == "explain"
+
+
+def test_a_missing_input_alias_is_not_a_missing_signature():
+    error = upstream_error("INVALID_ARGUMENT", "input tensor alias not found in signature: x", "predict")
+    assert not isinstance(error, MissingSignature) and error.status == 502
