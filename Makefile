@@ -35,7 +35,7 @@ data: $(STAMP) ## Fetch MNIST into data/mnist and verify SHA-256 (MNIST_SOURCE=n
 train: data ## Train the CNN and export models/mnist/<N+1> (TRAIN_ARGS="--epochs 15 ...")
 	$(PY) -m training.train $(TRAIN_ARGS)
 
-evaluate: data ## Write reports/evaluation_vN.json and confusion_matrix_vN.png (VERSION=N, default latest)
+evaluate: data ## Accuracy, calibration (ECE/NLL before-after) and reliability diagram -> reports/*_vN (VERSION=N)
 	$(PY) -m training.evaluate $(if $(VERSION),--version $(VERSION))
 
 up: $(STAMP) ## Start TF Serving, gateway and UI (Compose if a Docker engine answers, else local processes)
