@@ -16,7 +16,7 @@ TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: help setup data train evaluate up down status logs promote rollback canary retire \
-        test test-unit test-integration test-e2e test-compose base-image lint format browser bench compare protos
+        test test-unit test-integration test-e2e test-compose base-image lint format browser bench compare trust protos
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -92,6 +92,9 @@ bench: $(STAMP) ## Benchmarks: model server (gRPC/REST/in-process), gateway vs t
 
 compare: data ## Standard vs enhanced preprocessing through the gateway -> reports/confidence_comparison.*
 	$(PY) -m tools.compare_preprocessing
+
+trust: data ## Held-out "not a digit" and false-reject targets through the gateway -> reports/trust.*
+	$(PY) -m tools.trust $(if $(VERSION),--version $(VERSION)) $(TRUST_ARGS)
 
 protos: $(STAMP) ## Regenerate the gateway's TF-Serving protobuf modules (needs grpcio-tools)
 	$(PY) -m pip install --quiet -r gateway/requirements-dev.txt

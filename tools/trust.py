@@ -1,0 +1,305 @@
+"""make trust: the held-out "not a digit" and false-reject checks of issue 13, through the gateway.
+
+Sends every set of tools/trust_sets.py as uploads to POST /v1/predict/batch, reads each slot's
+`is_digit`, `digit_score` and `digit`, prints a table and writes reports/trust.json and reports/trust.md.
+A slot the gateway refuses as unusable (422: no digit found, not a digit) counts as rejected. Exits 1 when
+a target is missed or the served version gives no judgement (--no-fail only reports). Uses a running
+gateway (--gateway URL) or starts the local model server and a gateway on one version itself.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import requests
+
+from contract.layout import list_versions
+from tests.support.processes import REPO_ROOT
+from tools.trust_sets import DIGIT, SETS, SETS_BY_NAME, Samples, TrustSet
+
+REPORTS = REPO_ROOT / "reports"
+MODELS_DIR = REPO_ROOT / "models" / "mnist"
+BATCH = 64
+BATCH_BYTES = 8 * 1024 * 1024  # well under the gateway's 32 MB request cap, whatever the images weigh
+TIMEOUT_S = 60
+UNUSABLE_STATUS = 422  # the gateway's "no digit found" / "not a digit": the input was judged, and refused
+NOT_A_DIGIT = "not_a_digit"
+FAILING = ("fail", "no judgement", "error")
+
+
+class TrustError(RuntimeError):
+    """The gateway did not answer a batch as the API promises."""
+
+
+def batches(images: Sequence[bytes]) -> Iterator[list[bytes]]:
+    """Consecutive runs of at most BATCH images and BATCH_BYTES bytes (one image may exceed it alone)."""
+    batch, size = [], 0
+    for data in images:
+        if batch and (len(batch) == BATCH or size + len(data) > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(data)
+        size += len(data)
+    if batch:
+        yield batch
+
+
+def predict_batch(url: str, files: list[bytes], params: dict[str, str]) -> tuple[list[dict], dict | None]:
+    """One POST /v1/predict/batch: the per-image results in order, and the reply's model object."""
+    response = requests.post(
+        f"{url}/v1/predict/batch",
+        params=params,
+        files=[("images", (f"{i}.png", data, "image/png")) for i, data in enumerate(files)],
+        timeout=TIMEOUT_S,
+    )
+    is_json = response.headers.get("Content-Type", "").startswith("application/json")
+    body = response.json() if is_json else {}
+    # A batch none of whose images could be used is a 4xx that still lists each image's error.
+    if response.status_code < 500 and body.get("error", {}).get("code") == "batch_failed":
+        return body["results"], None
+    if response.status_code != 200 or "results" not in body:
+        detail = body.get("error") if body else response.text[:300]
+        raise TrustError(f"POST {url}/v1/predict/batch answered {response.status_code}: {detail}")
+    if len(body["results"]) != len(files):
+        raise TrustError(f"sent {len(files)} images, the gateway answered {len(body['results'])} results")
+    return body["results"], body.get("model")
+
+
+def outcome(slot: dict) -> str:
+    """What happened to one upload: accepted, rejected_by_model, refused_by_gateway, unjudged or error."""
+    if "error" in slot:
+        if slot.get("status") != UNUSABLE_STATUS:
+            return "error"
+        # not_a_digit is the model's own judgement (a gateway asked to reject); the rest are the gateway's.
+        return "rejected_by_model" if slot["error"].get("code") == NOT_A_DIGIT else "refused_by_gateway"
+    is_digit = slot.get("is_digit")
+    if is_digit is None:  # a version without the judgement outputs: nothing to count either way
+        return "unjudged"
+    return "accepted" if is_digit else "rejected_by_model"
+
+
+def tally(results: list[dict], labels: np.ndarray | None, kinds: list[str] | None = None) -> dict:
+    """Outcomes counted, the rejected share, digit_score quantiles, accuracy for a digit set, per kind."""
+    outcomes = [outcome(slot) for slot in results]
+    counts = Counter(outcomes)
+    codes = Counter(slot["error"].get("code", "?") for slot in results if "error" in slot)
+    scores = [float(slot["digit_score"]) for slot in results if slot.get("digit_score") is not None]
+    n = len(results)
+    row = {
+        "n": n,
+        "accepted": counts["accepted"],
+        "rejected": counts["rejected_by_model"] + counts["refused_by_gateway"],
+        "rejected_by_model": counts["rejected_by_model"],
+        "refused_by_gateway": counts["refused_by_gateway"],
+        "unjudged": counts["unjudged"],
+        "errors": counts["error"],
+        "error_codes": dict(codes),
+        "digit_score": _quantiles(scores),
+    }
+    row["rejected_rate"] = row["rejected"] / n if n else 0.0
+    rejected = [kind in ("rejected_by_model", "refused_by_gateway") for kind in outcomes]
+    if labels is not None:
+        right = [slot.get("digit") == int(label) for slot, label in zip(results, labels, strict=True)]
+        accepted_right = sum(r for r, o in zip(right, outcomes, strict=True) if o == "accepted")
+        row["accuracy"] = sum(right) / n if n else 0.0  # a refused digit counts as wrong
+        row["accuracy_accepted"] = accepted_right / row["accepted"] if row["accepted"] else None
+        kinds = kinds or [str(int(label)) for label in labels]
+    if kinds is not None:
+        by_kind: dict[str, dict] = {}
+        for kind, was_rejected in zip(kinds, rejected, strict=True):
+            entry = by_kind.setdefault(kind, {"n": 0, "rejected": 0})
+            entry["n"] += 1
+            entry["rejected"] += was_rejected
+        row["by_kind"] = dict(sorted(by_kind.items()))
+    return row
+
+
+def _quantiles(scores: list[float]) -> dict | None:
+    if not scores:
+        return None
+    values = np.asarray(scores)
+    return {
+        "mean": float(values.mean()),
+        **{f"p{q:02d}": float(np.percentile(values, q)) for q in (5, 50, 95)},
+    }
+
+
+def verdict(trust_set: TrustSet, row: dict) -> str:
+    """pass / fail against the set's target, 'info' without one; a set with errors or no judgement fails."""
+    if row["errors"]:
+        return "error"
+    if row["unjudged"]:
+        return "no judgement"
+    if trust_set.target is None:
+        return "info"
+    if trust_set.kind == DIGIT:
+        met = row["rejected_rate"] <= trust_set.target
+    else:
+        met = row["rejected_rate"] >= trust_set.target
+    if trust_set.min_accuracy is not None:
+        met = met and row["accuracy"] >= trust_set.min_accuracy
+    return "pass" if met else "fail"
+
+
+def run_set(url: str, trust_set: TrustSet, n: int, seed: int, params: dict[str, str]) -> dict:
+    """Generate one set, send it through the gateway, count and judge it."""
+    start = time.perf_counter()
+    samples: Samples = trust_set.make(n, seed)
+    generated = time.perf_counter()
+    results, versions = [], set()
+    for batch in batches(samples.images):
+        slots, model = predict_batch(url, batch, params)
+        results += slots
+        if model is not None:
+            versions.add(model.get("version"))
+    row = {"set": trust_set.name, "kind": trust_set.kind, **tally(results, samples.labels, samples.kinds)}
+    row.update(
+        {
+            "target": trust_set.target,
+            "min_accuracy": trust_set.min_accuracy,
+            "status": verdict(trust_set, row),
+            "versions": sorted(v for v in versions if v is not None),
+            "generate_s": round(generated - start, 2),
+            "predict_s": round(time.perf_counter() - generated, 2),
+        }
+    )
+    return row
+
+
+def _percent(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{100 * value:.{digits}f} %"
+
+
+def _target(row: dict) -> str:
+    if row["target"] is None:
+        return "-"
+    sign = "<=" if row["kind"] == DIGIT else ">="
+    text = f"{sign} {_percent(row['target'], 1)}"
+    if row["min_accuracy"] is not None:
+        text += f", accuracy >= {_percent(row['min_accuracy'], 1)}"
+    return text
+
+
+def table(rows: list[dict]) -> list[str]:
+    """The report as Markdown table lines (also what the terminal shows)."""
+    lines = [
+        "| set | kind | n | rejected | of which refused by gateway | target | result | accuracy | "
+        "accuracy of accepted | median digit_score |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        median = row["digit_score"]["p50"] if row["digit_score"] else None
+        lines.append(
+            f"| {row['set']} | {row['kind']} | {row['n']} | {_percent(row['rejected_rate'])} | "
+            f"{row['refused_by_gateway']} | {_target(row)} | {row['status']} | "
+            f"{_percent(row.get('accuracy'))} | {_percent(row.get('accuracy_accepted'))} | "
+            f"{'-' if median is None else f'{median:.3f}'} |"
+        )
+    return lines
+
+
+def markdown(report: dict) -> str:
+    """reports/trust.md: what was measured, the table, and what failed."""
+    versions = sorted({v for row in report["sets"] for v in row["versions"]})
+    failed = [row["set"] for row in report["sets"] if row["status"] in FAILING]
+    lines = [
+        "# make trust: held-out non-digit and digit sets through the gateway",
+        "",
+        f"Model version(s) {', '.join(map(str, versions)) or '?'}, seed {report['seed']}, "
+        f"{sum(row['n'] for row in report['sets'])} uploads in {report['runtime_s']:.0f} s. "
+        "Rejected = `is_digit` false or the upload refused with a 422 (no digit found); digit sets' "
+        "rejected share is their false-reject rate, and accuracy counts a refused digit as wrong.",
+        "",
+        *table(report["sets"]),
+        "",
+        f"Result: {'every target met' if not failed else 'missed: ' + ', '.join(failed)}.",
+    ]
+    if any(row["unjudged"] for row in report["sets"]):
+        lines.append("Some slots had no `is_digit`: the served version has no judgement outputs.")
+    return "\n".join(lines) + "\n"
+
+
+def start_stack(models_dir: Path, version: int, log_dir: Path):
+    """The local model server on `version` alone and a gunicorn gateway in front; return (url, services)."""
+    from tests.fixtures.gateway_process import gateway_env, start_gateway
+    from tests.support.model_server import start_model_server, write_model_config
+
+    config = write_model_config(
+        log_dir / "models.config", models_dir, policy=f"specific {{ versions: {version} }}"
+    )
+    server = start_model_server(log_dir, model_config_file=config)
+    try:
+        env = gateway_env(server.grpc_port, server.rest_port, "grpc", MAX_BATCH_SIZE=str(BATCH))
+        gateway = start_gateway(log_dir, env)
+    except BaseException:
+        server.stop()
+        raise
+    return gateway.url, [gateway, server]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line (`python -m tools.trust --help`)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gateway", help="base URL of a running gateway (default: start one)")
+    parser.add_argument("--version", type=int, help="model version to test (default: newest under --models)")
+    parser.add_argument("--models", type=Path, default=MODELS_DIR, help="TF Serving base path of the model")
+    parser.add_argument("--sets", help=f"comma-separated subset of: {', '.join(SETS_BY_NAME)}")
+    parser.add_argument("--limit", type=int, help="at most this many uploads per set (a quick look)")
+    parser.add_argument("--seed", type=int, default=0, help="generation seed")
+    parser.add_argument("--reports", type=Path, default=REPORTS, help="where trust.json and trust.md go")
+    parser.add_argument("--no-fail", action="store_true", help="exit 0 even when a target is missed")
+    args = parser.parse_args(argv)
+    unknown = set((args.sets or "").split(",")) - set(SETS_BY_NAME) - {""}
+    if unknown:
+        parser.error(f"unknown set(s) {', '.join(sorted(unknown))}; known: {', '.join(SETS_BY_NAME)}")
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the chosen sets, print the table, write the reports; 1 when a target is missed."""
+    args = parse_args(argv)
+    chosen = [SETS_BY_NAME[name] for name in args.sets.split(",")] if args.sets else list(SETS)
+    params = {} if args.version is None else {"version": str(args.version)}
+    services, url = [], args.gateway
+    start = time.perf_counter()
+    try:
+        if url is None:
+            versions = list_versions(args.models)
+            version = args.version if args.version is not None else max(versions, default=None)
+            if version not in versions:
+                print(f"trust: no model version {version} under {args.models}", file=sys.stderr)
+                return 1
+            url, services = start_stack(args.models, version, Path(tempfile.mkdtemp(prefix="trust-")))
+        rows = []
+        for trust_set in chosen:
+            n = trust_set.n if args.limit is None else min(trust_set.n, args.limit)
+            rows.append(run_set(url, trust_set, n, args.seed, params))
+            print(table(rows)[-1], file=sys.stderr, flush=True)
+    except (TrustError, requests.RequestException) as error:
+        print(f"trust: {error}", file=sys.stderr)
+        return 1
+    finally:
+        for service in services:
+            service.stop()
+    report = {"seed": args.seed, "runtime_s": round(time.perf_counter() - start, 1), "sets": rows}
+    report["passed"] = not any(row["status"] in FAILING for row in rows)
+    args.reports.mkdir(parents=True, exist_ok=True)
+    (args.reports / "trust.json").write_text(json.dumps(report, indent=2) + "\n")
+    text = markdown(report)
+    (args.reports / "trust.md").write_text(text)
+    print(text)
+    if not report["passed"]:
+        print("trust: a target was missed (see the table)", file=sys.stderr)
+    return 0 if report["passed"] or args.no_fail else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
