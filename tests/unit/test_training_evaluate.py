@@ -172,3 +172,50 @@ def test_through_gateway_gives_model_inputs_and_counts_refusals():
 def test_through_gateway_with_nothing_usable_is_empty():
     images, kept, refused = evaluate.through_gateway([b""])
     assert images.shape == (0, 28, 28) and kept.size == 0 and refused == {"not_an_image": 1}
+
+
+def newest_calibrated_version() -> Path | None:
+    """The highest version under models/mnist whose card has calibration measured on all of MNIST test."""
+    for _, path in sorted(layout.list_versions(BASELINE.parent).items(), reverse=True):
+        try:
+            card = json.loads(layout.model_card_path(path).read_text())
+        except FileNotFoundError:
+            continue
+        sets = card.get(calibration.CARD_KEY, {}).get("sets", {})
+        if sets.get(evaluate.MNIST_TEST_SET, {}).get("n") == 10_000:
+            return path
+    return None
+
+
+@pytest.mark.slow
+@needs_mnist
+@pytest.mark.skipif(
+    newest_calibrated_version() is None, reason="no calibrated version under models/mnist yet"
+)
+def test_evaluation_reproduces_the_card_calibration_of_the_newest_calibrated_version(tmp_path):
+    version = newest_calibrated_version()
+    card = json.loads(layout.model_card_path(version).read_text())[calibration.CARD_KEY]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training.evaluate",
+            "--model-dir",
+            str(version.parent),
+            "--version",
+            version.name,
+        ]
+        + ["--reports-dir", str(tmp_path), "--samples", "20"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    section = json.loads((tmp_path / f"evaluation_v{version.name}.json").read_text())["calibration"]
+    assert section["temperature"] == card["temperature"]
+    measured, recorded = section["sets"][evaluate.MNIST_TEST_SET], card["sets"][evaluate.MNIST_TEST_SET]
+    assert measured["accuracy"] == pytest.approx(recorded["accuracy"], abs=2e-4)  # <= 2 of 10,000 flip
+    for side in ("before", "after"):
+        assert measured[side]["nll"] == pytest.approx(recorded[side]["nll"], rel=1e-3, abs=1e-4)
+        assert measured[side]["ece"] == pytest.approx(recorded[side]["ece"], abs=5e-4)
