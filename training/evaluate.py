@@ -97,6 +97,26 @@ def hard_variant_inputs(
     return sets
 
 
+def hard_variant_probabilities(
+    signature, test_images: np.ndarray, test_labels: np.ndarray, samples: int = HARD_SAMPLES, seed: int = 0
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, dict[str, int]]]:
+    """The served probabilities and labels per hard variant of `samples` test digits, and refusals by code.
+
+    A fixed sample (`seed`) of the test digits; a variant the gateway refuses entirely has no probabilities.
+    Feed the first result to `calibration.calibration_section` (training/train.py can, for the card).
+    """
+    count = min(samples, len(test_images))
+    chosen = np.random.default_rng(seed).choice(len(test_images), size=count, replace=False)
+    probabilities, refusals = {}, {}
+    for name, (images, labels, refused) in hard_variant_inputs(
+        test_images[chosen], test_labels[chosen], seed
+    ).items():
+        refusals[name] = refused
+        if len(images):
+            probabilities[name] = (predict(signature, images)[mnist.PROBABILITIES_KEY], labels)
+    return probabilities, refusals
+
+
 def temperature_of(version_dir: Path) -> tuple[float, str | None]:
     """The version's calibration temperature from its model card, and why it is 1 when it is not recorded."""
     card_path = layout.model_card_path(version_dir)
@@ -144,17 +164,9 @@ def evaluate_version(
     outputs = predict(signature, test_images)
     report = {"model": mnist.MODEL_NAME, **metrics_from(test_labels, outputs[mnist.DIGIT_KEY])}
 
-    chosen = np.random.default_rng(seed).choice(
-        len(test_images), size=min(samples, len(test_images)), replace=False
-    )
-    probabilities = {MNIST_TEST_SET: (outputs[mnist.PROBABILITIES_KEY], test_labels)}
-    refusals = {MNIST_TEST_SET: {}}
-    for name, (images, labels, refused) in hard_variant_inputs(
-        test_images[chosen], test_labels[chosen], seed
-    ).items():
-        refusals[name] = refused
-        if len(images):
-            probabilities[name] = (predict(signature, images)[mnist.PROBABILITIES_KEY], labels)
+    hard, refusals = hard_variant_probabilities(signature, test_images, test_labels, samples, seed)
+    probabilities = {MNIST_TEST_SET: (outputs[mnist.PROBABILITIES_KEY], test_labels), **hard}
+    refusals[MNIST_TEST_SET] = {}
     section = calibration.calibration_section(probabilities, temperature)
     if uncalibrated_because:
         section["method"] = None
@@ -162,7 +174,7 @@ def evaluate_version(
     for name, summary in section["sets"].items():
         summary["refused"] = refusals[name]
     section["hard_variants"] = {
-        "samples": int(len(chosen)),
+        "samples": min(samples, len(test_images)),
         "seed": seed,
         "from": "MNIST test digits, encoded by training/hard_variants.py",
         "preprocessing": f"the gateway's decode_image + {mnist.DEFAULT_PREPROCESSING}",
