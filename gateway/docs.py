@@ -4,7 +4,16 @@ import html
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from contract.mnist import DEFAULT_PREPROCESSING, PREPROCESSING_MODES
+from contract.mnist import (
+    DEFAULT_PREPROCESSING,
+    DIGIT_SCORE_CUT,
+    EXPLAIN_BASELINE,
+    EXPLAIN_METHOD,
+    EXPLAIN_SIGNATURE_NAME,
+    EXPLAIN_STEPS,
+    PREPROCESSING_MODES,
+)
+from gateway.heatmap import UPSCALE
 
 docs = Blueprint("docs", __name__)
 
@@ -36,13 +45,39 @@ _OPTIONS = [
         "schema": {"type": "boolean", "default": False},
         "description": "Add the 28x28 image the model saw, as base64 PNG.",
     },
+    {
+        "name": "reject",
+        "in": "query",
+        "schema": {"type": "boolean", "default": False},
+        "description": "Refuse an input the model judges not a digit (is_digit false): 422 not_a_digit with "
+        "its digit_score and best guess (in a batch, that slot's error). 409 judgement_unavailable when "
+        "the answering version has no judgement.",
+    },
+    {
+        "name": "explain",
+        "in": "query",
+        "schema": {"type": "boolean", "default": False},
+        "description": f"Add `explanation`: the {EXPLAIN_METHOD} attribution of the predicted digit as a "
+        "heat-map PNG over the model input, from one more model call to the version that answered. 409 "
+        f"explanation_unavailable when that version has no {EXPLAIN_SIGNATURE_NAME!r} signature.",
+    },
+    {
+        "name": "explain_values",
+        "in": "query",
+        "schema": {"type": "boolean", "default": False},
+        "description": "With explain=true, also add the raw 28x28 attribution values.",
+    },
 ]
 _ERRORS = {
     "400": "Malformed request (bad JSON, missing field, bad option, corrupt image)",
     "404": "Unknown model version or label",
+    "409": "The answering model version cannot do what was asked: judgement_unavailable (reject=true, no "
+    "digit judgement) or explanation_unavailable (explain=true, no explain signature); error.version "
+    "names it",
     "413": "Request body over the route's limit, upload, image pixel count or batch over the limit",
     "415": "Not an image, unsupported format or Content-Type",
-    "422": "No digit found, or invalid pixel values",
+    "422": "No digit found, invalid pixel values, or not_a_digit (reject=true and the model judged the input "
+    "not a digit; error carries digit_score, digit, confidence and version)",
     "502": "The model server replied with something unusable",
     "503": "Model server unavailable (Retry-After header set)",
     "504": "Model server timed out",
@@ -87,6 +122,9 @@ def openapi_spec(max_batch: int) -> dict:
                             "version": {"type": "integer"},
                             "label": {"type": "string"},
                             "return_processed": {"type": "boolean"},
+                            "reject": {"type": "boolean"},
+                            "explain": {"type": "boolean"},
+                            "explain_values": {"type": "boolean"},
                         },
                     },
                     {
@@ -197,7 +235,20 @@ def openapi_spec(max_batch: int) -> dict:
                     "properties": {
                         "error": {
                             "type": "object",
-                            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                                "version": {
+                                    "type": "integer",
+                                    "description": "the model version concerned (409, not_a_digit)",
+                                },
+                                "digit_score": {"type": "number", "description": "not_a_digit: the score"},
+                                "digit": {"type": "integer", "description": "not_a_digit: the best guess"},
+                                "confidence": {
+                                    "type": "number",
+                                    "description": "not_a_digit: its probability",
+                                },
+                            },
                         }
                     },
                 },
@@ -223,13 +274,54 @@ def openapi_spec(max_batch: int) -> dict:
                         "model": {"$ref": "#/components/schemas/Model"},
                         "preprocessing": {"type": "string"},
                         "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
+                        "is_digit": {
+                            "type": "boolean",
+                            "nullable": True,
+                            "description": "the model's judgement (digit_score >= its threshold); null when "
+                            "the version has none",
+                        },
+                        "digit_score": {
+                            "type": "number",
+                            "nullable": True,
+                            "minimum": 0,
+                            "maximum": 1,
+                            "description": f"higher = more digit-like; is_digit is digit_score >= "
+                            f"{DIGIT_SCORE_CUT}; null when the version has no judgement",
+                        },
                         "processed_image": {"type": "string", "description": "base64 PNG (return_processed)"},
+                        "explanation": {"$ref": "#/components/schemas/Explanation"},
+                    },
+                },
+                "Explanation": {
+                    "type": "object",
+                    "description": "explain=true: why the model answered its digit",
+                    "properties": {
+                        "method": {"type": "string", "enum": [EXPLAIN_METHOD]},
+                        "baseline": {"type": "string", "enum": [EXPLAIN_BASELINE]},
+                        "steps": {"type": "integer", "enum": [EXPLAIN_STEPS]},
+                        "digit": {"type": "integer", "description": "the digit explained"},
+                        "heatmap_png": {
+                            "type": "string",
+                            "description": f"base64 PNG, {28 * UPSCALE}x{28 * UPSCALE}: positive attribution "
+                            "as colour over the (dimmed) 28x28 model input, each pixel an "
+                            f"{UPSCALE}x{UPSCALE} square",
+                        },
+                        "values": {
+                            "type": "array",
+                            "items": {"type": "array", "items": {"type": "number"}},
+                            "description": "explain_values=true: the 28x28 attribution",
+                        },
                     },
                 },
                 "BatchPrediction": {
                     "type": "object",
                     "properties": {
-                        "results": {"type": "array", "items": {"type": "object"}},
+                        "results": {
+                            "type": "array",
+                            "description": "per image, in order: a Prediction's per-image fields, or "
+                            "{error, status} (e.g. not_a_digit with reject=true)",
+                            "items": {"type": "object"},
+                        },
                         "model": {"$ref": "#/components/schemas/Model"},
                     },
                 },
@@ -243,6 +335,8 @@ curl -F image=@digit.png 'http://127.0.0.1:8000/v1/predict?preprocessing=standar
 curl -H 'Content-Type: application/json' -d '{"image": "'"$(base64 -w0 digit.png)"'", "label": "stable"}' \\
      http://127.0.0.1:8000/v1/predict
 curl -F images=@a.png -F images=@b.jpg http://127.0.0.1:8000/v1/predict/batch
+curl -F image=@star.png -F reject=true http://127.0.0.1:8000/v1/predict
+curl -F image=@digit.png 'http://127.0.0.1:8000/v1/predict?explain=true&explain_values=true'
 curl http://127.0.0.1:8000/v1/models"""
 
 

@@ -316,3 +316,26 @@ def test_explain_upstream_latency_is_its_own_metric(client_and_fake):
     client.post("/v1/predict?explain=true", json={"image": png_b64()})
     text = client.get("/metrics").get_data(as_text=True)
     assert 'gateway_upstream_duration_seconds_count{call="explain",transport="fake"} 1.0' in text
+
+
+# ---------------------------------------------------------------- OpenAPI
+
+
+def test_openapi_documents_the_judgement_reject_and_explain(client_and_fake):
+    client, _ = client_and_fake
+    spec = client.get("/openapi.json").get_json()
+    for route in ("/v1/predict", "/v1/predict/batch"):
+        operation = spec["paths"][route]["post"]
+        names = {parameter["name"] for parameter in operation["parameters"]}
+        assert {"reject", "explain", "explain_values"} <= names
+        assert {"409", "422"} <= set(operation["responses"])
+    schemas = spec["components"]["schemas"]
+    prediction = schemas["Prediction"]["properties"]
+    assert prediction["is_digit"]["nullable"] and prediction["digit_score"]["nullable"]
+    assert prediction["explanation"] == {"$ref": "#/components/schemas/Explanation"}
+    assert {"method", "baseline", "steps", "digit", "heatmap_png", "values"} <= set(
+        schemas["Explanation"]["properties"]
+    )
+    assert {"digit_score", "version"} <= set(schemas["Error"]["properties"]["error"]["properties"])
+    page = client.get("/docs").get_data(as_text=True)
+    assert "explain_values" in page and "judgement_unavailable" in page
