@@ -32,7 +32,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 GRPC_P50_TARGET_MS = 2.0
 PACED_PAUSE_S = 0.003
 PACED = f"+{PACED_PAUSE_S * 1000:g} ms idle"
-# What `make up` and Compose run (serving/tfserving.flags): batching, TFLite, one intra-op thread.
+# What `make up` and Compose run (serving/tfserving.flags): batching, one intra-op thread, TFLite off
+# (the SavedModel serves, so `explain` is served too).
 DEFAULT_SERVER_FLAGS = behaviour_flags()
 # The in-process baseline uses the same thread count as the server.
 INTRA_OP_THREADS = 1
@@ -224,7 +225,8 @@ def main() -> int:
             process.terminate()
             process.wait(30)
     # In-process after the server stopped, so the baseline does not share the CPUs with it: the
-    # SavedModel, and the model.tflite the server prefers when the version has one.
+    # SavedModel, and the model.tflite that --prefer_tflite_model would serve (off in the shipped flags,
+    # measured to show what leaving TFLite off costs).
     baselines = [("in-process SavedModel", in_process_caller(model_dir, image), args.concurrency)]
     if layout.tflite_path(model_dir).is_file():
         # One interpreter serves one call at a time: concurrency 1 only.

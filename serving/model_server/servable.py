@@ -39,11 +39,12 @@ class _Signature:
 
 
 def _read_signature_defs(export_dir: Path) -> dict[str, meta_graph_pb2.SignatureDef]:
+    """Every SignatureDef of the serving MetaGraphDef, `__saved_model_init_op` too (TF Serving lists it)."""
     saved_model = saved_model_pb2.SavedModel()
     saved_model.ParseFromString((export_dir / layout.SAVED_MODEL_FILE).read_bytes())
     for meta_graph in saved_model.meta_graphs:
         if SERVE_TAG in meta_graph.meta_info_def.tags:
-            return {name: sig for name, sig in meta_graph.signature_def.items() if not name.startswith("__")}
+            return dict(meta_graph.signature_def)
     raise ValueError(f"SavedModel at {export_dir} has no MetaGraphDef tagged '{SERVE_TAG}'")
 
 
@@ -80,10 +81,10 @@ class Servable:
     def input_dtypes(self, signature_name: str) -> dict[str, int]:
         """Input alias -> DataType for the REST JSON decoder (HttpRestApiHandler::GetInfoMap)."""
         name = signature_name or DEFAULT_SIGNATURE
-        signature = self._signatures.get(name)
-        if signature is None:
+        definition = self.signature_defs.get(name)
+        if definition is None:
             raise invalid_argument(f'Serving signature name: "{name}" not found in signature def')
-        return signature.input_dtypes
+        return {alias: info.dtype for alias, info in definition.inputs.items()}
 
     def prepare(
         self, signature_name: str, inputs: dict[str, np.ndarray], output_filter: tuple[str, ...] = ()
@@ -96,10 +97,9 @@ class Servable:
         first: an unknown signature is FAILED_PRECONDITION whatever the request's size.
         """
         name = signature_name or DEFAULT_SIGNATURE
-        signature = self._signatures.get(name)
-        if signature is None:
+        definition = self.signature_defs.get(name)
+        if definition is None:
             raise failed_precondition(f'Serving signature key "{name}" not found.')
-        definition = signature.definition
         if definition.method_name and definition.method_name not in PREDICT_METHOD_NAMES:
             raise ServingError(
                 grpc.StatusCode.INTERNAL,
@@ -107,7 +107,7 @@ class Servable:
                 "{tensorflow/serving/predict, tensorflow/serving/classify, "
                 f"tensorflow/serving/regress}}. Was: {definition.method_name}",
             )
-        expected = signature.input_dtypes
+        expected = {alias: info.dtype for alias, info in definition.inputs.items()}
         if len(inputs) != len(expected):
             sent, wanted = set(inputs), set(expected)
             raise invalid_argument(
@@ -140,7 +140,9 @@ class Servable:
     ) -> dict[str, np.ndarray]:
         """Run a signature on numpy inputs, validating like predict_util.cc; return outputs by alias."""
         name, outputs_wanted = self.prepare(signature_name, inputs, output_filter)
-        signature = self._signatures[name]
+        signature = self._signatures.get(name)
+        if signature is None:  # a SignatureDef with no function, like __saved_model_init_op
+            raise invalid_argument(f"Signature {name} has no function to run")
         feeds = {}
         for index, alias in enumerate(sorted(signature.input_dtypes)):
             array = inputs[alias]
@@ -188,6 +190,9 @@ class Servable:
             )
             return
         for name in [n for n in self.signature_defs if n not in self._tflite.signature_defs]:
+            del self.signature_defs[name]
+            if self._signatures.pop(name, None) is None:
+                continue  # __saved_model_init_op: nothing was served
             log.warning(
                 "Signature %s of %s is not served: under --prefer_tflite_model TF Serving serves only the "
                 "signatures of model.tflite, and it has none named %s",
@@ -195,8 +200,6 @@ class Servable:
                 self.export_dir,
                 name,
             )
-            del self.signature_defs[name]
-            self._signatures.pop(name, None)
         for name, signature in self._signatures.items():
             inputs = sample_inputs.get(name)
             lite = self._tflite.signature_defs[name]

@@ -24,6 +24,7 @@ from tests.support.model_server import (
     copy_model,
     default_model_version_dir,
     official_predict_request,
+    rest_call,
     start_model_server,
     write_model_config,
 )
@@ -72,15 +73,7 @@ def model_stub(channel):
     return model_service_pb2_grpc.ModelServiceStub(channel)
 
 
-def http(server, method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        server.rest_url + path, data=body, method=method, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+http = rest_call
 
 
 def assert_valid_prediction(digit: int, probabilities) -> None:

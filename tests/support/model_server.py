@@ -74,6 +74,20 @@ class RunningModelServer:
         return self.process.stop()
 
 
+def rest_call(
+    server: RunningModelServer, method: str, path: str, body: bytes | None = None
+) -> tuple[int, dict]:
+    """One REST request to the model server: (HTTP status, parsed JSON body), errors included."""
+    request = urllib.request.Request(
+        server.rest_url + path, data=body, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
 def wait_available(
     server: RunningModelServer, model_name: str = MODEL_NAME, timeout_s: float = READY_TIMEOUT_S
 ) -> dict:

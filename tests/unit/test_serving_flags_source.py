@@ -69,8 +69,9 @@ def test_compose_and_local_mode_start_the_model_server_with_the_same_flags(tmp_p
     local_argv = local_mode_argv(state_dir)
     assert local_argv[-1] == f"--storage_path_prefix={REPO_ROOT}"
     assert local_argv[:-1] == compose_argv
-    # The two differences the issue found (batching only in Compose, TFLite only locally) are gone.
-    assert {"--enable_batching=true", "--prefer_tflite_model=true"} <= set(compose_argv)
+    # The two differences the issue found (batching only in Compose, TFLite only locally) are gone; TFLite
+    # is now off in both, so both serve every signature (explain too) from the SavedModel.
+    assert {"--enable_batching=true", "--prefer_tflite_model=false"} <= set(compose_argv)
 
 
 def test_local_mode_ports_and_paths_are_this_hosts(tmp_path):
@@ -123,7 +124,7 @@ def test_tests_and_benchmarks_start_model_servers_with_the_shipped_behaviour_fla
 
     shipped = [flag for flag in read_flags() if flag_names([flag])[0] not in PLACEMENT_FLAGS]
     assert flag_names(behaviour_flags()) == flag_names(shipped)
-    assert "--enable_batching=true" in behaviour_flags() and "--prefer_tflite_model=true" in behaviour_flags()
+    assert {"--enable_batching=true", "--prefer_tflite_model=false"} <= set(behaviour_flags())
     assert list(DEFAULT_FLAGS) == behaviour_flags() == DEFAULT_SERVER_FLAGS
     batching_file = next(f for f in behaviour_flags() if f.startswith("--batching_parameters_file="))
     assert Path(batching_file.split("=", 1)[1]) == REPO_ROOT / "serving" / "batching.config"

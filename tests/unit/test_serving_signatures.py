@@ -26,6 +26,7 @@ IMAGES = np.concatenate(
     ]
 )
 EXPECTED = expected_outputs(IMAGES, linear_weights())
+INIT_OP = "__saved_model_init_op"  # the SignatureDef TF2 SavedModels carry for their initializers
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +47,22 @@ def assert_outputs(got: dict, expected: dict) -> None:
 def test_both_signatures_are_served_from_the_saved_model(version_dir):
     servable = Servable("mnist", 1, version_dir)
     servable.enable_tflite(servable.sample_inputs())  # no tflite_pools: nothing changes
-    assert set(servable.signature_defs) == {mnist.SIGNATURE_NAME, mnist.EXPLAIN_SIGNATURE_NAME}
+    # Every SignatureDef of the SavedModel, as TF Serving's GetModelMetadata lists them.
+    assert set(servable.signature_defs) == {mnist.SIGNATURE_NAME, mnist.EXPLAIN_SIGNATURE_NAME, INIT_OP}
     for signature, expected in EXPECTED.items():
         assert_outputs(servable.predict(signature, {mnist.INPUT_KEY: IMAGES}), expected)
     assert EXPECTED[mnist.SIGNATURE_NAME][mnist.IS_DIGIT_KEY].tolist() == [False, True, True]
+
+
+def test_the_init_op_signature_is_listed_but_answers_an_error_not_a_crash(version_dir):
+    servable = Servable("mnist", 1, version_dir)
+    with pytest.raises(ServingError) as info:
+        servable.predict(INIT_OP, {mnist.INPUT_KEY: IMAGES})
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.message.startswith("input size does not match signature: 1!=0")  # predict_util.cc
+    with pytest.raises(ServingError) as info:
+        servable.predict(INIT_OP, {})
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_output_filter_applies_to_the_signature_asked_for(version_dir):
