@@ -208,6 +208,12 @@ def create_demo(config: UIConfig | None = None, client: GatewayClient | None = N
                         )
                         upload_button = gr.Button("Predict", variant="primary", elem_id="predict-upload")
                 with gr.Accordion("Options", open=True):
+                    explain = gr.Checkbox(
+                        value=False,
+                        label="Explain",
+                        elem_id="explain",
+                        info="show which pixels pushed the model towards its answer (one more model call)",
+                    )
                     preprocessing = gr.Radio(
                         list(PREPROCESSING_MODES),
                         value=DEFAULT_PREPROCESSING,
@@ -226,18 +232,13 @@ def create_demo(config: UIConfig | None = None, client: GatewayClient | None = N
                         elem_id="model-choice",
                     )
                     refresh_button = gr.Button("Refresh models", size="sm")
-                    explain = gr.Checkbox(
-                        value=False,
-                        label="Explain",
-                        elem_id="explain",
-                        info="show which pixels pushed the model towards its answer (one more model call)",
-                    )
             with gr.Column(scale=2):
                 message = gr.Markdown("", label="Message", elem_id="message")
                 digit = gr.HTML(PLACEHOLDER_DIGIT_HTML, label="Predicted digit", elem_id="predicted-digit")
                 probabilities = gr.Label(
                     num_top_classes=3, label="Top 3 probabilities", elem_id="probabilities"
                 )
+                # min_width 0: the two 28x28 views share the column instead of wrapping onto two rows.
                 with gr.Row():
                     processed = gr.Image(
                         label="What the model saw (28x28)",
@@ -247,10 +248,11 @@ def create_demo(config: UIConfig | None = None, client: GatewayClient | None = N
                         elem_classes=["pixelated"],
                         elem_id="processed-image",
                         buttons=[],
+                        min_width=0,
                     )
-                    with gr.Column(visible=False, elem_id="explanation") as explanation_box:
+                    with gr.Column(visible=False, elem_id="explanation", min_width=0) as explanation_box:
                         explanation = gr.Image(
-                            label="Why: heat-map over what the model saw",
+                            label="Why: heat-map over it",
                             type="pil",
                             interactive=False,
                             height=168,

@@ -20,7 +20,9 @@ UP_COLOUR, WARN_COLOUR, DOWN_COLOUR = "#16a34a", "#d97706", "#dc2626"
 PLACEHOLDER_DIGIT_HTML = '<div class="digit-box"><div class="digit-big digit-empty">?</div></div>'
 NOT_A_DIGIT_HEADLINE = "This does not look like a digit"
 NOT_A_DIGIT_HINT = "Draw a single digit (0-9), large and centred; the best guess is only the nearest digit."
-EXPLAIN_CAPTION = "Integrated gradients: red = pixels that pushed towards the answer"
+EXPLAIN_CAPTION = (
+    "Integrated gradients: red to yellow = pixels that pushed towards the answer, yellow the most"
+)
 
 
 @dataclass(frozen=True)

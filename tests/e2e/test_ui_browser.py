@@ -1,4 +1,8 @@
-"""Chromium draws digits on the Gradio canvas with the mouse right after page load and reads the result."""
+"""Chromium draws digits on the Gradio canvas with the mouse right after page load and reads the result.
+
+The digit and canvas tests run on the committed baseline; the star and the heat-map need the newest
+version exported with the digit judgement and `explain` (tests/support/ui_client.judging_model_dir).
+"""
 
 import json
 import math
@@ -8,9 +12,11 @@ import time
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.e2e.digit_strokes import CANVAS_PX, DIGIT_STROKES
+from tests.e2e.digit_strokes import CANVAS_PX, DIGIT_STROKES, STAR_STROKES, Strokes
 from tests.support.processes import REPO_ROOT
 from tests.support.stack import start_stack
+from tests.support.ui_client import judging_model_dir, start_stack_serving
+from ui.present import EXPLAIN_CAPTION, NOT_A_DIGIT_HEADLINE
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -46,14 +52,35 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def page(browser, stack):
-    """A fresh page on the UI, waited on only until the canvas is visible."""
+@pytest.fixture(scope="module")
+def judging_stack(tmp_path_factory):
+    running = start_stack_serving(tmp_path_factory.mktemp("ui_browser_judging_stack"), judging_model_dir())
+    yield running
+    running.stop()
+
+
+def open_page(browser, url: str):
+    """A fresh browser context on the UI, waited on only until the canvas is visible."""
     context = browser.new_context(viewport={"width": 1100, "height": 1100})
     page = context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_MS)
-    page.goto(stack.ui_url)
+    page.goto(url)
     page.locator("#digit-canvas canvas").first.wait_for(state="visible")
+    return context, page
+
+
+@pytest.fixture
+def page(browser, stack):
+    """A page on the baseline stack."""
+    context, page = open_page(browser, stack.ui_url)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def judging_page(browser, judging_stack):
+    """A page on the stack that serves the model with the digit judgement and `explain`."""
+    context, page = open_page(browser, judging_stack.ui_url)
     yield page
     context.close()
 
@@ -69,8 +96,13 @@ def drawing_area(page) -> tuple[float, float, float]:
 
 def draw_digit(page, digit: int) -> None:
     """Draw the digit's strokes with mouse down / move / up, like a person holding the button."""
+    draw_strokes(page, DIGIT_STROKES[digit])
+
+
+def draw_strokes(page, strokes: Strokes) -> None:
+    """Draw strokes (canvas fractions) with mouse down / move / up."""
     left, top, side = drawing_area(page)
-    for stroke in DIGIT_STROKES[digit]:
+    for stroke in strokes:
         points = resample([(left + x * side, top + y * side) for x, y in stroke], POINTER_SPACING_PX)
         page.mouse.move(*points[0])
         page.mouse.down()
@@ -105,7 +137,12 @@ def _turn_deg(a, b, c) -> float:
 
 
 def settled_result(page) -> tuple[int | None, str, str]:
-    """(digit shown, details, message) once the result has stopped changing for a second."""
+    """(digit shown, details, message): see settled_view."""
+    return settled_view(page)[:3]
+
+
+def settled_view(page) -> tuple[int | None, str, str, str]:
+    """(digit shown, details, message, answer box text) once the result has not changed for a second."""
     deadline = time.monotonic() + RESULT_TIMEOUT_S
     last, stable_since = None, time.monotonic()
     while time.monotonic() < deadline:
@@ -114,6 +151,7 @@ def settled_result(page) -> tuple[int | None, str, str]:
             int(digit.first.get_attribute("data-digit")) if digit.count() else None,
             page.locator("#prediction-details").inner_text(),
             page.locator("#message").inner_text(),
+            page.locator("#predicted-digit").inner_text(),
         )
         if current != last:
             last, stable_since = current, time.monotonic()
@@ -220,3 +258,30 @@ def test_clear_then_draw_again_without_reloading(page):
 def test_editor_trash_then_draw_again_without_reloading(page):
     # The editor's own "Clear canvas" button; live mode clears the result.
     draw_a_7_after_clearing_with(page, TRASH_SELECTOR, "trash_then_7.png")
+
+
+def test_star_drawn_with_the_mouse_is_not_a_digit(judging_page):
+    draw_strokes(judging_page, STAR_STROKES)
+    judging_page.locator("#predict").click()
+    shown, details, message, answer = settled_view(judging_page)
+    judging_page.screenshot(path=str(OUTPUT_DIR / "star.png"), full_page=True)
+    assert NOT_A_DIGIT_HEADLINE in answer, (answer, details, message)
+    assert shown is None and "best guess:" in answer and "sure" not in answer
+    assert "not a digit" in details
+
+
+def test_explain_toggle_shows_the_heatmap_over_what_the_model_saw(judging_page):
+    heatmap = judging_page.locator("#explanation-image img")
+    assert not judging_page.locator("#explanation").is_visible()  # off by default: no extra call
+    judging_page.locator("#explain input[type=checkbox]").check()
+    draw_digit(judging_page, 7)
+    judging_page.locator("#predict").click()
+    shown, details, message, _ = settled_view(judging_page)
+    heatmap.wait_for(state="visible")
+    judging_page.screenshot(path=str(OUTPUT_DIR / "explain_7.png"), full_page=True)
+    assert shown == 7 and message == "", (details, message)
+    assert judging_page.locator("#processed-image img").is_visible()  # next to what the model saw
+    caption = judging_page.locator("#explanation-caption").inner_text()
+    assert EXPLAIN_CAPTION in caption, caption
+    size = heatmap.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert size[0] == size[1] and size[0] > 28, size

@@ -1,4 +1,8 @@
-"""gradio_client against the real UI, gateway and local model server: digits in, predictions out."""
+"""gradio_client against the real UI, gateway and local model server: digits in, predictions out.
+
+Two stacks: the committed baseline (version 1: no digit judgement, no `explain`), and the newest version
+exported with both, which must call a star "not a digit" and explain a digit with a heat-map.
+"""
 
 import io
 import socket
@@ -8,12 +12,26 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from tests.e2e.digit_strokes import DIGIT_STROKES, render_digit_png
+from tests.e2e.digit_strokes import DIGIT_STROKES, STAR_STROKES, render_digit_png
 from tests.support.processes import free_port
 from tests.support.stack import start_stack, start_ui
-from tests.support.ui_client import canvas_value, drawn_digit, shown_digit
+from tests.support.ui_client import (
+    best_guess,
+    canvas_value,
+    drawn_digit,
+    drawn_strokes,
+    judging_model_dir,
+    shown_digit,
+    start_stack_serving,
+)
 from ui.config import UIConfig
-from ui.present import EMPTY_CANVAS_MESSAGE, EMPTY_UPLOAD_MESSAGE
+from ui.present import (
+    EMPTY_CANVAS_MESSAGE,
+    EMPTY_UPLOAD_MESSAGE,
+    EXPLAIN_CAPTION,
+    NOT_A_DIGIT_HEADLINE,
+    NOT_A_DIGIT_HINT,
+)
 
 DIGITS = sorted(DIGIT_STROKES)
 
@@ -30,9 +48,21 @@ def client(stack):
     return Client(stack.ui_url, verbose=False)
 
 
+@pytest.fixture(scope="module")
+def judging_stack(tmp_path_factory):
+    running = start_stack_serving(tmp_path_factory.mktemp("ui_judging_stack"), judging_model_dir())
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def judging_client(judging_stack):
+    return Client(judging_stack.ui_url, verbose=False)
+
+
 @pytest.mark.parametrize("digit", DIGITS)
 def test_drawn_digit_is_read_back(client, tmp_path, digit):
-    digit_html, top3, processed, details, message = client.predict(
+    digit_html, top3, processed, details, message, heatmap, caption = client.predict(
         canvas_value(drawn_digit(tmp_path, digit)), "enhanced", "default", api_name="/predict_drawing"
     )
     assert shown_digit(digit_html) == digit, (digit_html, top3, message)
@@ -40,7 +70,9 @@ def test_drawn_digit_is_read_back(client, tmp_path, digit):
     with Image.open(processed) as seen:
         assert seen.size == (28, 28)
     assert "version **1**" in details and "round trip" in details
-    assert message == ""
+    # Version 1 predates the digit judgement: the page claims none, and no heat-map was asked for.
+    assert "no digit judgement" in details and "digit score" not in details
+    assert message == "" and heatmap is None and caption == ""
 
 
 @pytest.mark.parametrize("digit", [3, 7])
@@ -57,7 +89,7 @@ def test_empty_canvas_gets_the_friendly_message(client, tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("RGBA", (448, 448), (0, 0, 0, 0)).save(blank)
     for value in (canvas_value(None), canvas_value(blank)):
-        digit_html, top3, processed, details, message = client.predict(
+        digit_html, top3, processed, details, message, *_ = client.predict(
             value, "enhanced", "default", api_name="/predict_drawing"
         )
         assert message == EMPTY_CANVAS_MESSAGE
@@ -65,7 +97,7 @@ def test_empty_canvas_gets_the_friendly_message(client, tmp_path):
 
 
 def test_missing_upload_gets_the_friendly_message(client):
-    *_, message = client.predict(None, "enhanced", "default", api_name="/predict_upload")
+    message = client.predict(None, "enhanced", "default", api_name="/predict_upload")[4]
     assert message == EMPTY_UPLOAD_MESSAGE
 
 
@@ -86,19 +118,65 @@ def test_status_line_and_model_choices_come_from_the_gateway(client):
 
 def test_explicit_version_and_unknown_label(client, tmp_path):
     png = drawn_digit(tmp_path, 1)
-    digit_html, *_, details, message = client.predict(
+    digit_html, _, _, details, message, *_ = client.predict(
         canvas_value(png), "enhanced", "version:1", api_name="/predict_drawing"
     )
     assert shown_digit(digit_html) == 1 and "version **1**" in details and "`enhanced`" in details
     # The preprocessing choice reaches the gateway (standard is a plain resize: no claim on the digit).
-    *_, details, message = client.predict(
+    _, _, _, details, message, *_ = client.predict(
         canvas_value(png), "standard", "version:1", api_name="/predict_drawing"
     )
     assert "`standard`" in details and message == ""
-    *_, message = client.predict(canvas_value(png), "enhanced", "label:nope", api_name="/predict_drawing")
+    message = client.predict(canvas_value(png), "enhanced", "label:nope", api_name="/predict_drawing")[4]
     assert "refused" in message and "Traceback" not in message
     digit_html, *_ = client.predict(canvas_value(png), "enhanced", "default", api_name="/predict_drawing")
     assert shown_digit(digit_html) == 1  # the app is still serving
+
+
+def test_explain_on_a_version_without_it_still_shows_the_answer_and_says_why(client, tmp_path):
+    # The gateway refuses explain=true for version 1 (409 explanation_unavailable); the UI asks again
+    # without it, so the reader still gets the answer and a plain note instead of the heat-map.
+    digit_html, _, _, details, message, heatmap, caption = client.predict(
+        canvas_value(drawn_digit(tmp_path, 7)), "enhanced", "default", True, api_name="/predict_drawing"
+    )
+    assert shown_digit(digit_html) == 7 and "version **1**" in details
+    assert "No explanation" in message and "1" in message, message
+    assert heatmap is None and "No explanation" in caption
+
+
+def test_star_is_not_a_digit_and_the_best_guess_is_secondary(judging_client, tmp_path):
+    digit_html, top3, processed, details, message, *_ = judging_client.predict(
+        canvas_value(drawn_strokes(tmp_path, "star", STAR_STROKES)),
+        "enhanced",
+        "default",
+        api_name="/predict_drawing",
+    )
+    assert NOT_A_DIGIT_HEADLINE in digit_html, (digit_html, details)
+    assert best_guess(digit_html) is not None and shown_digit(digit_html) is None
+    assert "sure" not in digit_html and top3 is None
+    assert message == NOT_A_DIGIT_HINT and "not a digit" in details
+    assert processed is not None
+
+
+@pytest.mark.parametrize("digit", [1, 3, 7])
+def test_drawn_digit_is_judged_a_digit_by_the_new_model(judging_client, tmp_path, digit):
+    digit_html, _, _, details, message, *_ = judging_client.predict(
+        canvas_value(drawn_digit(tmp_path, digit)), "enhanced", "default", api_name="/predict_drawing"
+    )
+    assert shown_digit(digit_html) == digit, (digit_html, details)
+    assert "% sure" in digit_html and "a digit)" in details and message == ""
+
+
+def test_explain_shows_the_heatmap_over_what_the_model_saw(judging_client, tmp_path):
+    digit_html, _, processed, details, message, heatmap, caption = judging_client.predict(
+        canvas_value(drawn_digit(tmp_path, 7)), "enhanced", "default", True, api_name="/predict_drawing"
+    )
+    assert shown_digit(digit_html) == 7 and message == "", (details, message)
+    with Image.open(processed) as seen, Image.open(heatmap) as heat:
+        # The heat-map is the 28x28 input upscaled by a whole factor, so each model pixel stays square.
+        assert heat.width == heat.height and heat.width % seen.width == 0 and heat.width > seen.width
+        assert len(set(heat.convert("RGB").getdata())) > 2  # coloured, not a blank square
+    assert EXPLAIN_CAPTION in caption and "**7**" in caption
 
 
 @pytest.fixture
@@ -119,7 +197,7 @@ def test_gateway_down_or_slow_gets_a_friendly_message_and_the_ui_stays_up(
     try:
         broken = Client(ui_url, verbose=False)
         png = drawn_digit(tmp_path, 7)
-        *_, message = broken.predict(canvas_value(png), "enhanced", "default", api_name="/predict_drawing")
+        message = broken.predict(canvas_value(png), "enhanced", "default", api_name="/predict_drawing")[4]
         assert expected in message and "Traceback" not in message, message
         status, _ = broken.predict("default", api_name="/status")
         assert ("Gateway down" in status) if gateway == "down" else ("Gateway" in status)

@@ -1,16 +1,26 @@
-"""What a gradio_client caller sends the UI and reads back: canvas values and the digit shown."""
+"""What UI tests send and read back (canvas values, the digit shown), and the stack serving a given model."""
 
 import re
 from pathlib import Path
 
 from gradio_client import handle_file
 
-from tests.e2e.digit_strokes import render_digit_png
+from contract.mnist import EXPLAIN_SIGNATURE_NAME, MODEL_NAME
+from tests.e2e.digit_strokes import render_digit_png, render_strokes_png
+from tests.support.model_server import COMMITTED_MODEL_DIR, copy_model, start_model_server
+from tests.support.signature_models import newest_version_with
+from tests.support.stack import RunningStack, start_gateway, start_ui
 
 
 def shown_digit(digit_html: str) -> int | None:
-    """The digit the page shows in large type (None for the placeholder)."""
+    """The digit the page shows in large type (None for the placeholder or a "not a digit" verdict)."""
     match = re.search(r'data-digit="(\d)"', digit_html)
+    return int(match.group(1)) if match else None
+
+
+def best_guess(digit_html: str) -> int | None:
+    """The small "best guess" shown under a "not a digit" verdict (None when there is no such verdict)."""
+    match = re.search(r'data-best-guess="(\d)"', digit_html)
     return int(match.group(1)) if match else None
 
 
@@ -30,3 +40,43 @@ def drawn_digit(tmp_path: Path, digit: int) -> Path:
     path = tmp_path / f"drawn_{digit}.png"
     path.write_bytes(render_digit_png(digit))
     return path
+
+
+def drawn_strokes(tmp_path: Path, name: str, strokes) -> Path:
+    """A PNG of any strokes (a star, ...) drawn like the browser tests draw."""
+    path = tmp_path / f"drawn_{name}.png"
+    path.write_bytes(render_strokes_png(strokes))
+    return path
+
+
+def judging_model_dir(base: Path = COMMITTED_MODEL_DIR) -> Path:
+    """The newest version under models/mnist exported with the digit judgement and `explain` (issue 13).
+
+    The export writes both at once (contract/mnist.py), so the explain signature marks such a version.
+    """
+    found = newest_version_with(EXPLAIN_SIGNATURE_NAME, base)
+    if found is None:
+        raise FileNotFoundError(
+            f"no version under {base} has the {EXPLAIN_SIGNATURE_NAME!r} signature and digit judgement: "
+            "export one with `make train`"
+        )
+    return found
+
+
+def start_stack_serving(log_dir: Path, version_dir: Path) -> RunningStack:
+    """Model server (a copy of `version_dir` under its own version number), gateway and UI."""
+    log_dir = Path(log_dir)
+    base = log_dir / "models" / MODEL_NAME
+    copy_model(version_dir, base, int(Path(version_dir).name))
+    model_server = start_model_server(log_dir, model_base_path=base)
+    gateway = ui = None
+    try:
+        gateway, gateway_url = start_gateway(log_dir, model_server)
+        ui, ui_url = start_ui(log_dir, gateway_url)
+    except BaseException:
+        for service in (ui, gateway):
+            if service is not None:
+                service.stop()
+        model_server.stop()
+        raise
+    return RunningStack(model_server, gateway, gateway_url, ui, ui_url)
