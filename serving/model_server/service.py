@@ -70,7 +70,8 @@ class ServingCore:
         servable = self.manager.resolve(name, version, label)
         # numpy's conversion would accept JSON booleans as numbers; only use it when there are none.
         fast = b"true" not in body and b"false" not in body
-        inputs, fmt = tensors.request_arrays_from_json(doc, servable.input_dtypes(signature_name), fast)
+        input_dtypes = servable.input_dtypes(signature_name)
+        inputs, fmt = tensors.request_arrays_from_json(doc, input_dtypes, fast, signature_name)
         outputs = self.run(servable, signature_name, inputs)
         return tensors.outputs_to_json(outputs, fmt)
 

@@ -393,14 +393,15 @@ def _inputs_to_arrays(value, input_dtypes: dict[str, int], fast: bool) -> dict[s
 
 
 def request_arrays_from_json(
-    doc: dict, input_dtypes: dict[str, int], fast: bool = False
+    doc: dict, input_dtypes: dict[str, int], fast: bool = False, signature_name: str = ""
 ) -> tuple[dict[str, np.ndarray], str]:
     """Inputs of a predict body and its format ('row' for instances, 'columnar' for inputs).
 
     `fast` (numpy conversion of numeric lists) is only correct when the body holds no JSON booleans.
+    `signature_name` is the body's, named in the error for a signature without inputs.
     """
     if not input_dtypes:
-        raise invalid_argument("Failed to get input map for signature: DEFAULT")
+        raise invalid_argument(f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
     has_instances, has_inputs = "instances" in doc, "inputs" in doc
     if has_instances and has_inputs:
         raise invalid_argument(

@@ -219,6 +219,11 @@ def test_unknown_signature_is_tf_servings_error_in_both_transports(server, stub)
     assert (status, body) == (400, {"error": 'Serving signature name: "nope" not found in signature def'})
 
 
+def test_the_init_op_signature_is_tf_servings_rest_error(server):
+    status, body = rest_predict(server, {"signature_name": "__saved_model_init_op", "instances": [1.0]})
+    assert (status, body) == (400, {"error": "Failed to get input map for signature: __saved_model_init_op"})
+
+
 def test_an_explain_batch_obeys_the_shipped_batch_limits(server):
     images = np.random.default_rng(5).random((65, *mnist.INPUT_SHAPE), np.float32)
     status, body = rest_predict(server, {"signature_name": EXPLAIN, "instances": images.tolist()})

@@ -152,3 +152,12 @@ def test_wrong_value_count_is_a_parsing_error():
     proto.tensor_shape.dim.add().size = 2
     with pytest.raises(ServingError, match="tensor parsing error: image"):
         tensors.proto_to_array(proto, "image")
+
+
+@pytest.mark.parametrize(
+    ("signature", "named"), [("", "DEFAULT"), ("__saved_model_init_op", "__saved_model_init_op")]
+)
+def test_a_signature_without_inputs_is_named_in_the_error_like_json_tensor_cc(signature, named):
+    with pytest.raises(ServingError) as info:
+        tensors.request_arrays_from_json({"instances": [1.0]}, {}, signature_name=signature)
+    assert info.value.message == f"Failed to get input map for signature: {named}"
