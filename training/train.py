@@ -365,23 +365,11 @@ def synthetic_sets(options) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
     return outliers, tuning
 
 
-def serve_outputs(version_dir: Path, images: np.ndarray, batch: int = 1000) -> dict[str, np.ndarray]:
-    """Every `serving_default` output of the exported version for uint8 images [n, 28, 28]."""
-    import tensorflow as tf
-
-    signature = tf.saved_model.load(str(version_dir)).signatures[mnist.SIGNATURE_NAME]
-    parts = [
-        signature(**{mnist.INPUT_KEY: tf.constant(to_model_input(images[i : i + batch]))})
-        for i in range(0, len(images), batch)
-    ]
-    return {key: np.concatenate([part[key].numpy() for part in parts]) for key in parts[0]}
-
-
 def main(argv: list[str] | None = None) -> int:
     """Train, calibrate, fit the digit judgement, export atomically with a model card, print the result."""
     options = parse_args(argv)
     from training.dataset import load_mnist
-    from training.evaluate import metrics_from
+    from training.evaluate import load_serving_default, metrics_from, predict
     from training.export import VersionExistsError, export_model, version_size_bytes
     from training.idx import IdxFormatError
     from training.warmup import write_warmup_requests
@@ -411,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def annotate(staging: Path) -> None:
         # Evaluate the exported SavedModel itself, so the card describes exactly what is served.
-        outputs = serve_outputs(staging, test_images)
+        outputs = predict(load_serving_default(staging), test_images)
         metrics = metrics_from(test_labels, outputs[mnist.DIGIT_KEY])
         judgement["mnist_test_false_reject_rate"] = round(float(np.mean(~outputs[mnist.IS_DIGIT_KEY])), 6)
         card.update(
@@ -420,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         card["digit_judgement"] = judgement
-        card["calibration"] = calibration_card(temperature, outputs[mnist.PROBABILITIES_KEY], test_labels)
+        card["calibration"] = calibration_card(temperature, staging, outputs, test_images, test_labels)
         card["explain"] = {
             "signature": mnist.EXPLAIN_SIGNATURE_NAME,
             "method": mnist.EXPLAIN_METHOD,
@@ -455,15 +443,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def calibration_card(temperature: float, probabilities: np.ndarray, labels: np.ndarray) -> dict:
-    """The card's calibration section: the temperature and MNIST test ECE/NLL before and after it."""
+def calibration_card(temperature: float, version_dir: Path, outputs: dict, images, labels) -> dict:
+    """The card's calibration section: ECE/NLL before and after T, on MNIST test and the hard variants."""
     from training.calibration import calibration_section
+    from training.evaluate import MNIST_TEST_SET, hard_variant_probabilities, load_serving_default
 
-    return calibration_section(
-        {"mnist_test": (probabilities, labels)},
+    hard, refusals = hard_variant_probabilities(load_serving_default(version_dir), images, labels)
+    section = calibration_section(
+        {MNIST_TEST_SET: (outputs[mnist.PROBABILITIES_KEY], labels), **hard},
         temperature,
         fitted_on="the validation split (training images held out of fitting)",
     )
+    for name, refused in refusals.items():
+        if name in section["sets"]:
+            section["sets"][name]["refused"] = refused
+    return section
 
 
 if __name__ == "__main__":
