@@ -211,7 +211,8 @@ def test_real_model_judges_and_explains_a_drawn_digit(stack, url):
     response = post(url, params={"version": REAL, "explain": "true"}, files=files)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert isinstance(body["is_digit"], bool) and 0.0 <= body["digit_score"] <= 1.0
+    # A clean drawn 7 is the easy case every version with a judgement must get right.
+    assert body["digit"] == 7 and body["is_digit"] is True and 0.5 <= body["digit_score"] <= 1.0
     assert body["explanation"]["digit"] == body["digit"]
     assert png_of(body["explanation"]["heatmap_png"]).size == (28 * UPSCALE, 28 * UPSCALE)
 
