@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from contract.layout import list_versions
 from tests.fixtures.gateway_process import gateway_env, start_gateway
 from tests.support.model_server import copy_model, start_model_server
 from tests.support.processes import REPO_ROOT, ServiceProcess, free_port
@@ -82,6 +83,10 @@ def payloads(digit: np.ndarray) -> dict[str, tuple[bytes, str]]:
     }
 
 
+# Each payload's request path: `png-explain` is the PNG with the explanation (one more upstream call).
+PATHS = {"png": "/v1/predict", "pixels": "/v1/predict", "png-explain": "/v1/predict?explain=true"}
+
+
 class KeepAliveClient:
     """A minimal HTTP/1.1 keep-alive client that replays one pre-built request.
 
@@ -133,10 +138,10 @@ class KeepAliveClient:
             self._sock = None
 
 
-def request_bytes(body: bytes, content_type: str) -> bytes:
-    """The whole POST /v1/predict request, headers and body."""
+def request_bytes(body: bytes, content_type: str, path: str = "/v1/predict") -> bytes:
+    """The whole POST request to `path`, headers and body."""
     head = (
-        f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
@@ -150,6 +155,7 @@ def run_cell(
     max_requests: int,
     max_seconds: float,
     warmup: int = 10,
+    path: str = "/v1/predict",
 ) -> tuple[list[float], int, float, float]:
     """Closed-loop load: `concurrency` threads, each with its own keep-alive connection, bounded.
 
@@ -160,7 +166,7 @@ def run_cell(
     lock = threading.Lock()
     issued = [0]
     deadline = [0.0]
-    request = request_bytes(body, content_type)
+    request = request_bytes(body, content_type, path)
 
     def worker():
         client = KeepAliveClient(port, request)
@@ -271,8 +277,8 @@ def main() -> int:
     parser.add_argument(
         "--model",
         type=Path,
-        default=REPO_ROOT / "models" / "mnist" / "1",
-        help="SavedModel version directory to serve (copied to a temp base path)",
+        default=max(list_versions(REPO_ROOT / "models" / "mnist").items())[1],
+        help="SavedModel version directory to serve (copied to a temp base path; default: the newest)",
     )
     parser.add_argument("--max-requests", type=int, default=3000, help="cap on requests per cell")
     parser.add_argument("--seconds", type=float, default=10.0, help="cap on seconds per cell")
@@ -294,7 +300,11 @@ def main() -> int:
         help="also serve gRPC on a Unix socket (--grpc_socket_path) and measure a gateway that uses it",
     )
     parser.add_argument(
-        "--payloads", nargs="+", default=["png", "pixels"], choices=["png", "pixels"], help="bodies to send"
+        "--payloads",
+        nargs="+",
+        default=["png", "pixels", "png-explain"],
+        choices=list(PATHS),
+        help="bodies to send (png-explain: the PNG with explain=true)",
     )
     parser.add_argument(
         "--rounds",
@@ -362,11 +372,13 @@ def main() -> int:
         results = []
         rounds = max(1, args.rounds)
         for payload in args.payloads:
-            body, content_type = bodies[payload]
+            body, content_type = bodies[payload.removesuffix("-explain")]
             for concurrency in args.concurrency:
                 runs: dict[str, list] = {system: [[], 0, 0.0, 0.0] for system in systems}
                 for _ in range(rounds):
                     for system, port in systems.items():
+                        if system == "seed" and payload == "png-explain":
+                            continue  # the seed design has no explanations to compare with
                         latencies, errors, wall, client_cpu = run_cell(
                             port,
                             body,
@@ -374,6 +386,7 @@ def main() -> int:
                             concurrency,
                             args.max_requests // rounds,
                             args.seconds / rounds,
+                            path=PATHS[payload],
                         )
                         run = runs[system]
                         run[0] += latencies
@@ -381,6 +394,8 @@ def main() -> int:
                         run[2] += wall
                         run[3] += client_cpu / rounds
                 for system, (latencies, errors, wall, client_cpu) in runs.items():
+                    if system == "seed" and payload == "png-explain":
+                        continue
                     result = summarise(system, payload, concurrency, latencies, errors, wall, client_cpu)
                     print(
                         f"{system:8s} {payload:7s} c={concurrency:<3d} n={result.requests:<5d} "
