@@ -37,7 +37,12 @@ def _start(tmp_path_factory, name: str, poll_flags: list[str]):
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """A server reconfigured by RPC only (no config file polling, which would undo RPC changes)."""
-    started = _start(tmp_path_factory, "reload_rpc", ["--file_system_poll_wait_seconds=1"])
+    # The shipped flags poll the config file (every 2 s); 0 turns that off, or it would undo each RPC.
+    started = _start(
+        tmp_path_factory,
+        "reload_rpc",
+        ["--file_system_poll_wait_seconds=1", "--model_config_file_poll_wait_seconds=0"],
+    )
     yield started
     started["channel"].close()
     started["server"].stop()
