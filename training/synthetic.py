@@ -58,7 +58,7 @@ TRAINING_FONTS = tuple(
 TRAINING_PHOTOS = tuple(
     str(_MPL_DATA / "sample_data" / name) for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")
 )
-PHOTO_SHARES = (0.7, 0.3)
+PHOTO_SHARES = (0.8, 0.2)
 # Letters and symbols that resemble no digit, chosen conservatively: left out are round ones (O o Q D C c
 # @ ⊕ ©: 0), tall thin ones (l I i j ! | [ ] { } ↑ ∫: 1), Z z ? (2), S s $ § (5), b G (6), T J ⌐ (7),
 # B & ∞ (8), g q a (9), and the open-top 4 look-alikes (u U y h λ ч).
@@ -414,9 +414,9 @@ SHAPES = (
 )
 
 
-# Shapes with nested lines (rings, cells) and the widest pen that keeps their gaps open at any fill.
-NESTED_SHAPES = ("spiral", "concentric", "grid")
-NESTED_PEN_SHARE = 0.025
+# Shapes with nested lines (rings, cells, a face) and the widest pen that keeps their gaps open at any fill.
+NESTED_SHAPES = ("spiral", "concentric", "grid", "smiley")
+NESTED_PEN_SHARE = 0.02
 
 
 def _shape(rng: np.random.Generator, kind: str) -> tuple[str, Strokes]:
@@ -444,7 +444,8 @@ def _shape(rng: np.random.Generator, kind: str) -> tuple[str, Strokes]:
     if kind == "heart":
         return hollow_or_filled, [_heart(rng)]
     if kind == "spiral":
-        turns = rng.uniform(2.5, 4.0)  # fewer turns curl into a 6 or a 9
+        # Fewer turns curl into a 6 or a 9; more do not resolve in a 20 px box (they fill into a disc).
+        turns = rng.uniform(2.0, 2.75)
         t = np.linspace(0, turns * 2 * math.pi, int(40 * turns))
         radius = 0.05 + 0.35 * t / t[-1]
         direction = 1 if rng.random() < 0.5 else -1
