@@ -53,12 +53,19 @@ def batches(images: Sequence[bytes]) -> Iterator[list[bytes]]:
         yield batch
 
 
+def _kind(data: bytes) -> str:
+    """png or jpeg, from the file's signature (the hard JPEG variant is the only JPEG)."""
+    return "jpeg" if data[:2] == b"\xff\xd8" else "png"
+
+
 def predict_batch(url: str, files: list[bytes], params: dict[str, str]) -> tuple[list[dict], dict | None]:
     """One POST /v1/predict/batch: the per-image results in order, and the reply's model object."""
     response = requests.post(
         f"{url}/v1/predict/batch",
         params=params,
-        files=[("images", (f"{i}.png", data, "image/png")) for i, data in enumerate(files)],
+        files=[
+            ("images", (f"{i}.{_kind(data)}", data, f"image/{_kind(data)}")) for i, data in enumerate(files)
+        ],
         timeout=TIMEOUT_S,
     )
     is_json = response.headers.get("Content-Type", "").startswith("application/json")
