@@ -234,7 +234,14 @@ def markdown(report: dict) -> str:
     ]
     if any(row["unjudged"] for row in report["sets"]):
         lines.append("Some slots had no `is_digit`: the served version has no judgement outputs.")
+    lines += ["", "Rejected by kind (character, shape, photo or digit):", ""]
+    lines += [f"- {row['set']}: {by_kind(row)}" for row in report["sets"] if row.get("by_kind")]
     return "\n".join(lines) + "\n"
+
+
+def by_kind(row: dict) -> str:
+    """Each kind of a set as "kind rejected/n", on one line."""
+    return ", ".join(f"{kind} {entry['rejected']}/{entry['n']}" for kind, entry in row["by_kind"].items())
 
 
 def start_stack(models_dir: Path, version: int, log_dir: Path):

@@ -127,6 +127,8 @@ def test_markdown_names_the_missed_sets():
     assert "| letters | non-digit | 2 | 50.00 % | 0 | >= 95.0 % | fail |" in text
     assert "| mnist_test | digit | 1 | 0.00 % | 0 | <= 0.3 %, accuracy >= 99.5 % | pass | 100.00 % |" in text
     assert "missed: letters." in text
+    assert "- letters: " not in text  # no kinds given for it
+    assert "- mnist_test: 3 0/1" in text
     json.dumps(rows)  # the JSON report holds the same rows
 
 
