@@ -1,10 +1,12 @@
 """Synthetic training images: non-digits for outlier exposure, printed and drawn digits for tuning.
 
-Every image is rendered on a realistic canvas (112-448 px; ink on paper, light on dark, or black strokes on
-a transparent RGBA canvas like the UI's Sketchpad), encoded losslessly and passed through the gateway's own
-`decode_image` and default preprocessing, so each 28x28 array is what the served model would see. Images
-the gateway would refuse ("no digit found") are dropped and replaced. Output: float32 [n, 28, 28] in
-[0, 1], white on black, deterministic given the seed.
+Every image is rendered on a realistic canvas (112-448 px; ink on paper, light on dark, colours, or black
+strokes on a transparent canvas like the UI's Sketchpad), encoded losslessly and passed through the
+gateway's own `decode_image` and default preprocessing, so each 28x28 array is what the served model would
+see. Images the gateway would refuse ("no digit found") are dropped and replaced, and so are non-digits
+that came out as an upright bar (a 1). Output: float32 [n, 28, 28] in [0, 1], white on black,
+deterministic given the seed. Cost: about 3 ms of one core per image, over half of it the gateway's own
+decoding and preprocessing.
 
 The held-out evaluation sets (tools/) must stay disjoint from these by construction: other generators,
 other fonts (these use only the DejaVu family that matplotlib ships, pinned with it), other photos and
@@ -65,8 +67,16 @@ PHOTO_SHARES = (0.8, 0.2)
 TRAINING_NON_DIGIT_CHARS = "AEFHKMNPRVWXYefkmnrtvwx#%*+=<>~±÷≠ЖШДФπΨΞ★☆♠♣♥♦☺☀⌘✗"
 
 NON_DIGIT_SHARES = {"glyphs": 0.25, "scribbles": 0.2, "shapes": 0.25, "noise": 0.15, "photos": 0.15}
-_STREAMS = {"shuffle": 0, "glyphs": 1, "scribbles": 2, "shapes": 3, "noise": 4, "photos": 5, "printed": 6}
-_STREAMS["drawn"] = 7
+_STREAMS = {
+    "shuffle": 0,
+    "glyphs": 1,
+    "scribbles": 2,
+    "shapes": 3,
+    "noise": 4,
+    "photos": 5,
+    "printed": 6,
+    "drawn": 7,
+}
 
 MIN_CANVAS_PX, MAX_CANVAS_PX = 112, 448
 # The UI's Sketchpad: a 448 px canvas and a 36 px pen (ui/app.py), i.e. a pen ~8 % of the canvas side.
@@ -85,7 +95,7 @@ MAX_TRIES_PER_IMAGE = 20
 _GLYPH_STYLES = {"canvas": 0.3, "paper": 0.4, "dark": 0.2, "colour": 0.1}
 _DRAWN_STYLES = {"canvas": 0.6, "paper": 0.25, "dark": 0.15}
 
-Points = list[tuple[float, float]]
+Points = list[tuple[float, float]] | np.ndarray  # [k, 2] x, y in the unit square, y down
 Strokes = list[Points]
 
 
@@ -113,7 +123,7 @@ def gateway_view(image: Image.Image) -> np.ndarray | None:
 
     Encoded losslessly in a format the gateway accepts: PNG when there is transparency to keep, else
     BMP (no compression to pay for; noise and photos barely compress anyway), by OpenCV, whose BMP
-    writer is ten times faster than Pillow's for 8-bit gray.
+    writer is several times faster than Pillow's for 8-bit gray.
     """
     if image.mode == "RGBA":
         buffer = io.BytesIO()

@@ -160,6 +160,13 @@ def test_sketchpad_canvas_reads_as_black_on_white():
         np.testing.assert_allclose(on_canvas, on_paper, atol=1e-5)
 
 
+def test_a_generator_the_gateway_always_refuses_fails_loudly(monkeypatch):
+    blank = {"glyphs": lambda rng: Image.new("L", (112, 112), 255)}
+    monkeypatch.setattr(synthetic, "NON_DIGIT_GENERATORS", blank)
+    with pytest.raises(RuntimeError, match="refused too many synthetic glyphs: 0 of 2"):
+        non_digit_kind("glyphs", 2, seed=0)
+
+
 def test_gateway_view_drops_what_the_gateway_refuses():
     assert gateway_view(Image.new("L", (200, 200), 255)) is None
 
