@@ -306,11 +306,14 @@ def _centre(digit: np.ndarray) -> np.ndarray:
 
     Whole-pixel shifts, like MNIST: interpolating a sub-pixel shift would blur the strokes.
     """
-    moments = cv2.moments(digit)
-    if moments["m00"] <= 0:
+    # NumPy, not cv2.moments: OpenCV reads an N x 2 array (a 1 drawn 2 px wide) as N points, not pixels.
+    mass = float(digit.sum())
+    if mass <= 0:
         raise NoDigitFound("no digit found: the image is empty or uniform")
-    top = round(CENTRE_OF_MASS_PX - moments["m01"] / moments["m00"])
-    left = round(CENTRE_OF_MASS_PX - moments["m10"] / moments["m00"])
+    row_centre = float(digit.sum(axis=1) @ np.arange(digit.shape[0])) / mass
+    col_centre = float(digit.sum(axis=0) @ np.arange(digit.shape[1])) / mass
+    top = round(CENTRE_OF_MASS_PX - row_centre)
+    left = round(CENTRE_OF_MASS_PX - col_centre)
     canvas = np.zeros((IMAGE_HEIGHT, IMAGE_WIDTH), np.float32)
     height, width = digit.shape
     # Clip where a lopsided digit would leave the canvas.

@@ -100,6 +100,19 @@ def test_enhanced_keeps_aspect_ratio(digit):
         assert np.ptp(xs) + 1 < 14  # a 1 stays narrow, it is not stretched into a square
 
 
+@pytest.mark.parametrize("bar_width", [4, 8, 16])
+def test_a_straight_one_is_centred_not_refused(bar_width):
+    # A bar narrow enough to be 2 px wide in the 20 px box: cv2.moments read that as a list of points.
+    picture = np.full((200, 200), 255, np.uint8)
+    picture[20:180, 100 - bar_width // 2 : 100 + bar_width // 2] = 0
+    image = enhanced_from(encode(picture))
+    ys, xs = np.nonzero(image > 0.1)
+    assert np.ptp(ys) + 1 >= 19
+    total = image.sum()
+    centre = (image.sum(axis=1) @ np.arange(28) / total, image.sum(axis=0) @ np.arange(28) / total)
+    assert centre == pytest.approx((14.0, 14.0), abs=1.0)
+
+
 @pytest.mark.parametrize("value", [0, 128, 255])
 def test_uniform_image_returns_no_digit(value):
     with pytest.raises(NoDigitFound):
