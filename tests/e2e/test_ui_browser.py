@@ -15,7 +15,7 @@ from playwright.sync_api import sync_playwright
 from tests.e2e.digit_strokes import CANVAS_PX, DIGIT_STROKES, STAR_STROKES, Strokes
 from tests.support.processes import REPO_ROOT
 from tests.support.stack import start_stack
-from tests.support.ui_client import judging_model_dir, start_stack_serving
+from tests.support.ui_client import judging_model_dir
 from ui.present import EXPLAIN_CAPTION, NOT_A_DIGIT_HEADLINE
 
 CHROMIUM = "/usr/bin/chromium"
@@ -54,7 +54,9 @@ def browser():
 
 @pytest.fixture(scope="module")
 def judging_stack(tmp_path_factory):
-    running = start_stack_serving(tmp_path_factory.mktemp("ui_browser_judging_stack"), judging_model_dir())
+    running = start_stack(
+        tmp_path_factory.mktemp("ui_browser_judging_stack"), version_dir=judging_model_dir()
+    )
     yield running
     running.stop()
 

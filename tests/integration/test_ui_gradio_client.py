@@ -22,7 +22,6 @@ from tests.support.ui_client import (
     drawn_strokes,
     judging_model_dir,
     shown_digit,
-    start_stack_serving,
 )
 from ui.config import UIConfig
 from ui.present import (
@@ -50,7 +49,7 @@ def client(stack):
 
 @pytest.fixture(scope="module")
 def judging_stack(tmp_path_factory):
-    running = start_stack_serving(tmp_path_factory.mktemp("ui_judging_stack"), judging_model_dir())
+    running = start_stack(tmp_path_factory.mktemp("ui_judging_stack"), version_dir=judging_model_dir())
     yield running
     running.stop()
 

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.model_server import RunningModelServer, start_model_server
+from tests.support.model_server import RunningModelServer, copy_model, start_model_server
 from tests.support.processes import REPO_ROOT, ServiceProcess, free_port
 
 GUNICORN_CONF = REPO_ROOT / "gateway" / "gunicorn.conf.py"
@@ -89,11 +89,19 @@ def start_ui(
     return ui, url
 
 
-def start_stack(log_dir: Path, *, with_ui: bool = True) -> RunningStack:
-    """Model server (a copy of the committed model), gateway and UI, each ready before the next starts."""
+def start_stack(log_dir: Path, *, with_ui: bool = True, version_dir: Path | None = None) -> RunningStack:
+    """Model server, gateway and UI, each ready before the next starts.
+
+    The model server serves a copy of the committed model, or of `version_dir` under its own number.
+    """
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    model_server = start_model_server(log_dir)
+    if version_dir is None:
+        model_server = start_model_server(log_dir)
+    else:
+        base = log_dir / "models" / "mnist"
+        copy_model(version_dir, base, int(Path(version_dir).name))
+        model_server = start_model_server(log_dir, model_base_path=base)
     gateway = ui = None
     try:
         gateway, gateway_url = start_gateway(log_dir, model_server)

@@ -5,11 +5,10 @@ from pathlib import Path
 
 from gradio_client import handle_file
 
-from contract.mnist import EXPLAIN_SIGNATURE_NAME, MODEL_NAME
+from contract.mnist import EXPLAIN_SIGNATURE_NAME
 from tests.e2e.digit_strokes import render_digit_png, render_strokes_png
-from tests.support.model_server import COMMITTED_MODEL_DIR, copy_model, start_model_server
+from tests.support.model_server import COMMITTED_MODEL_DIR
 from tests.support.signature_models import newest_version_with
-from tests.support.stack import RunningStack, start_gateway, start_ui
 
 
 def shown_digit(digit_html: str) -> int | None:
@@ -61,22 +60,3 @@ def judging_model_dir(base: Path = COMMITTED_MODEL_DIR) -> Path:
             "export one with `make train`"
         )
     return found
-
-
-def start_stack_serving(log_dir: Path, version_dir: Path) -> RunningStack:
-    """Model server (a copy of `version_dir` under its own version number), gateway and UI."""
-    log_dir = Path(log_dir)
-    base = log_dir / "models" / MODEL_NAME
-    copy_model(version_dir, base, int(Path(version_dir).name))
-    model_server = start_model_server(log_dir, model_base_path=base)
-    gateway = ui = None
-    try:
-        gateway, gateway_url = start_gateway(log_dir, model_server)
-        ui, ui_url = start_ui(log_dir, gateway_url)
-    except BaseException:
-        for service in (ui, gateway):
-            if service is not None:
-                service.stop()
-        model_server.stop()
-        raise
-    return RunningStack(model_server, gateway, gateway_url, ui, ui_url)
