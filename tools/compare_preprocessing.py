@@ -15,16 +15,16 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from contract.layout import list_versions
 from contract.mnist import PREPROCESSING_MODES
 from tests.support.processes import REPO_ROOT
+from tools.batch_client import BATCH, TIMEOUT_S, predict_batch, start_stack
 from training.hard_variants import VARIANTS
 from training.idx import read_idx
 
 DATA_DIR = REPO_ROOT / "data" / "mnist"
 REPORTS = REPO_ROOT / "reports"
 MODES = PREPROCESSING_MODES
-BATCH = 64
-TIMEOUT_S = 60
 
 
 def load_test_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -35,27 +35,11 @@ def load_test_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images[chosen], labels[chosen].astype(int)
 
 
-def predict_batch(url: str, files: list[bytes], mode: str) -> list[dict]:
-    """One POST /v1/predict/batch; per-image results in order."""
-    response = requests.post(
-        f"{url}/v1/predict/batch",
-        params={"preprocessing": mode},
-        files=[("images", (f"{i}.img", data, "application/octet-stream")) for i, data in enumerate(files)],
-        timeout=TIMEOUT_S,
-    )
-    body = response.json() if response.headers.get("Content-Type", "").startswith("application/json") else {}
-    # A batch none of whose images could be used is a 4xx that still lists each image's error.
-    if response.status_code < 500 and body.get("error", {}).get("code") == "batch_failed":
-        return body["results"]
-    response.raise_for_status()
-    return body["results"]
-
-
 def evaluate(url: str, encoded: list[bytes], labels: np.ndarray, mode: str) -> dict:
     """Accuracy, mean confidence, mean probability of the true digit, and how many were refused."""
     results = []
     for start in range(0, len(encoded), BATCH):
-        results += predict_batch(url, encoded[start : start + BATCH], mode)
+        results += predict_batch(url, encoded[start : start + BATCH], {"preprocessing": mode})[0]
     correct, confidence, true_probability, refused = [], [], [], 0
     for result, label in zip(results, labels, strict=True):
         if "digit" not in result:  # e.g. no digit found: counts as wrong with zero confidence
@@ -152,31 +136,6 @@ def plot(table: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def start_stack(model_dir: Path):
-    """Start the local model server and a gunicorn gateway on free ports; return (url, services)."""
-    from tests.fixtures.gateway_process import gateway_env, start_gateway
-    from tests.support.model_server import copy_model, start_model_server
-
-    work = Path(tempfile.mkdtemp(prefix="compare-preprocessing-"))
-    copy_model(model_dir, work / "models" / "mnist", 1)
-    server = start_model_server(work, model_base_path=work / "models" / "mnist")
-    try:
-        gateway = start_gateway(
-            work,
-            gateway_env(
-                server.grpc_port,
-                server.rest_port,
-                "grpc",
-                ROUTING_FILE=str(work / "routing.json"),
-                MAX_BATCH_SIZE="64",
-            ),
-        )
-    except BaseException:
-        server.stop()
-        raise
-    return gateway.url, [gateway, server]
-
-
 def main() -> int:
     """Measure, print the table, write the PNG, JSON and Markdown reports."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -184,8 +143,8 @@ def main() -> int:
     parser.add_argument(
         "--model",
         type=Path,
-        default=REPO_ROOT / "models" / "mnist" / "1",
-        help="SavedModel version to serve when starting the stack",
+        default=max(list_versions(REPO_ROOT / "models" / "mnist").items())[1],
+        help="SavedModel version to serve when starting the stack (default: the newest)",
     )
     parser.add_argument("--samples", type=int, default=1000, help="MNIST test digits per variant")
     parser.add_argument("--seed", type=int, default=0, help="sampling and augmentation seed")
@@ -194,7 +153,8 @@ def main() -> int:
     services = []
     url = args.gateway
     if url is None:
-        url, services = start_stack(args.model)
+        work = Path(tempfile.mkdtemp(prefix="compare-preprocessing-"))
+        url, services = start_stack(args.model.parent, int(args.model.name), work)
     try:
         model = requests.get(f"{url}/readyz", timeout=TIMEOUT_S).json().get("model")
         table = measure(url, args.samples, args.seed)

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,62 +23,15 @@ import requests
 
 from contract.layout import list_versions
 from tests.support.processes import REPO_ROOT
+from tools.batch_client import BatchError, batches, predict_batch, start_stack
 from tools.trust_sets import DIGIT, SETS, SETS_BY_NAME, Samples, TrustSet
 
 REPORTS = REPO_ROOT / "reports"
 MODELS_DIR = REPO_ROOT / "models" / "mnist"
-BATCH = 64
-BATCH_BYTES = 8 * 1024 * 1024  # well under the gateway's 32 MB request cap, whatever the images weigh
 IN_FLIGHT = 2  # batches sent at once: the gateway preprocesses one while the model answers another
-TIMEOUT_S = 60
 UNUSABLE_STATUS = 422  # the gateway's "no digit found" / "not a digit": the input was judged, and refused
 NOT_A_DIGIT = "not_a_digit"
 FAILING = ("fail", "no judgement", "error")
-
-
-class TrustError(RuntimeError):
-    """The gateway did not answer a batch as the API promises."""
-
-
-def batches(images: Sequence[bytes]) -> Iterator[list[bytes]]:
-    """Consecutive runs of at most BATCH images and BATCH_BYTES bytes (one image may exceed it alone)."""
-    batch, size = [], 0
-    for data in images:
-        if batch and (len(batch) == BATCH or size + len(data) > BATCH_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(data)
-        size += len(data)
-    if batch:
-        yield batch
-
-
-def _kind(data: bytes) -> str:
-    """png or jpeg, from the file's signature (the hard JPEG variant is the only JPEG)."""
-    return "jpeg" if data[:2] == b"\xff\xd8" else "png"
-
-
-def predict_batch(url: str, files: list[bytes], params: dict[str, str]) -> tuple[list[dict], dict | None]:
-    """One POST /v1/predict/batch: the per-image results in order, and the reply's model object."""
-    response = requests.post(
-        f"{url}/v1/predict/batch",
-        params=params,
-        files=[
-            ("images", (f"{i}.{_kind(data)}", data, f"image/{_kind(data)}")) for i, data in enumerate(files)
-        ],
-        timeout=TIMEOUT_S,
-    )
-    is_json = response.headers.get("Content-Type", "").startswith("application/json")
-    body = response.json() if is_json else {}
-    # A batch none of whose images could be used is a 4xx that still lists each image's error.
-    if response.status_code < 500 and body.get("error", {}).get("code") == "batch_failed":
-        return body["results"], None
-    if response.status_code != 200 or "results" not in body:
-        detail = body.get("error") if body else response.text[:300]
-        raise TrustError(f"POST {url}/v1/predict/batch answered {response.status_code}: {detail}")
-    if len(body["results"]) != len(files):
-        raise TrustError(f"sent {len(files)} images, the gateway answered {len(body['results'])} results")
-    return body["results"], body.get("model")
 
 
 def outcome(slot: dict) -> str:
@@ -244,24 +197,6 @@ def by_kind(row: dict) -> str:
     return ", ".join(f"{kind} {entry['rejected']}/{entry['n']}" for kind, entry in row["by_kind"].items())
 
 
-def start_stack(models_dir: Path, version: int, log_dir: Path):
-    """The local model server on `version` alone and a gunicorn gateway in front; return (url, services)."""
-    from tests.fixtures.gateway_process import gateway_env, start_gateway
-    from tests.support.model_server import start_model_server, write_model_config
-
-    config = write_model_config(
-        log_dir / "models.config", models_dir, policy=f"specific {{ versions: {version} }}"
-    )
-    server = start_model_server(log_dir, model_config_file=config)
-    try:
-        env = gateway_env(server.grpc_port, server.rest_port, "grpc", MAX_BATCH_SIZE=str(BATCH))
-        gateway = start_gateway(log_dir, env)
-    except BaseException:
-        server.stop()
-        raise
-    return gateway.url, [gateway, server]
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line (`python -m tools.trust --help`)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -310,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     upcoming = maker.submit(generate, chosen[index + 1], sizes[index + 1], args.seed)
                 rows.append(run_set(url, trust_set, samples, params) | {"generate_s": round(generate_s, 2)})
                 print(table(rows)[-1], file=sys.stderr, flush=True)
-    except (TrustError, requests.RequestException) as error:
+    except (BatchError, requests.RequestException) as error:
         print(f"trust: {error}", file=sys.stderr)
         return 1
     finally:

@@ -15,7 +15,7 @@ import pytest
 from contract.mnist import EXPLAIN_SIGNATURE_NAME
 from tests.support.processes import REPO_ROOT
 from tests.support.signature_models import newest_version_with, write_two_signature_model
-from tools import trust
+from tools import batch_client, trust
 from tools.trust_sets import DIGIT, SETS
 
 LIMIT = 16
@@ -29,7 +29,7 @@ def stack(tmp_path_factory):
     version_dir = newest_version_with(EXPLAIN_SIGNATURE_NAME)
     if version_dir is None:
         version_dir = write_two_signature_model(work / "models" / "1")
-    url, services = trust.start_stack(version_dir.parent, int(version_dir.name), work)
+    url, services = batch_client.start_stack(version_dir.parent, int(version_dir.name), work)
     yield url, int(version_dir.name), services
     for service in services:
         service.stop()

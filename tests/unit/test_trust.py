@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tools import trust
+from tools import batch_client, trust
 from tools.trust_sets import DIGIT, NON_DIGIT, TrustSet
 
 
@@ -93,11 +93,11 @@ def test_verdict_against_the_target(trust_set, row, expected):
 
 
 def test_batches_keep_order_and_limits(monkeypatch):
-    monkeypatch.setattr(trust, "BATCH_BYTES", 10)
+    monkeypatch.setattr(batch_client, "BATCH_BYTES", 10)
     images = [b"1234", b"5678", b"9", b"0" * 25, b"ab"] + [b"c"] * 70
-    chunks = list(trust.batches(images))
+    chunks = list(batch_client.batches(images))
     assert [image for chunk in chunks for image in chunk] == images
-    assert all(len(chunk) <= trust.BATCH for chunk in chunks)
+    assert all(len(chunk) <= batch_client.BATCH for chunk in chunks)
     assert chunks[:3] == [[b"1234", b"5678", b"9"], [b"0" * 25], [b"ab"] + [b"c"] * 8]
     assert all(sum(map(len, chunk)) <= 10 for chunk in chunks if len(chunk) > 1)
 
