@@ -65,7 +65,11 @@ def start_stack(models_dir: Path, version: int, log_dir: Path):
     )
     server = start_model_server(log_dir, model_config_file=config)
     try:
-        env = gateway_env(server.grpc_port, server.rest_port, "grpc", MAX_BATCH_SIZE=str(BATCH))
+        # A routing file of its own (absent: no labels): never the live state of a `make up` stack.
+        routing = str(log_dir / "routing.json")
+        env = gateway_env(
+            server.grpc_port, server.rest_port, "grpc", MAX_BATCH_SIZE=str(BATCH), ROUTING_FILE=routing
+        )
         gateway = start_gateway(log_dir, env)
     except BaseException:
         server.stop()
