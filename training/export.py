@@ -34,33 +34,31 @@ def version_size_bytes(version_dir: Path) -> int:
 
 
 def write_saved_model(model: keras.Model, target: Path, judge=None, temperature: float = 1.0) -> None:
-    """Write `model` (logits out) with its two signatures, calibration and digit judgement inside.
+    """Write `model` ([n, 11] out: training/model.py) with its two signatures, calibration and judgement.
 
     `serving_default`: image -> probabilities (softmax of logits / `temperature`), digit, and with a
     `judge` (training/judgement.py) digit_score and is_digit. `explain`: image -> attribution, digit.
     """
     from training.explain import integrated_gradients
-    from training.model import with_features
+    from training.model import split_outputs
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    featured = with_features(model)
-    archive.track(featured)
 
     def serve(image):
-        features, logits = featured(image, training=False)
+        logits, detector = split_outputs(model(image, training=False))
         outputs = {
             mnist.PROBABILITIES_KEY: tf.nn.softmax(logits / temperature),
             mnist.DIGIT_KEY: tf.argmax(logits, axis=-1, output_type=tf.int64),
         }
         if judge is not None:
-            score = judge.score(judge.distance(features))
+            score = judge.score(detector)
             outputs[mnist.DIGIT_SCORE_KEY] = score
             outputs[mnist.IS_DIGIT_KEY] = score >= mnist.DIGIT_SCORE_CUT
         return outputs
 
     def explain(image):
-        attribution, digit = integrated_gradients(lambda x: model(x, training=False), image)
+        attribution, digit = integrated_gradients(lambda x: split_outputs(model(x, training=False))[0], image)
         return {mnist.ATTRIBUTION_KEY: attribution, mnist.DIGIT_KEY: digit}
 
     spec = tf.TensorSpec([None, *mnist.INPUT_SHAPE], tf.float32, name=mnist.INPUT_KEY)

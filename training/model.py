@@ -5,15 +5,16 @@ from keras import layers
 
 from contract import mnist
 
-FEATURES_LAYER = "features"  # the penultimate activations the "not a digit" score is computed on
-LOGITS_LAYER = "logits"
+LOGITS_LAYER = "logits"  # the ten digit classes
+DETECTOR_LAYER = "digit_logit"  # one more logit: is this a digit at all (training/judgement.py)
 
 
 def build_model(dropout: float = 0.25, dense_units: int = 256) -> keras.Model:
-    """Two conv blocks (conv-BN-ReLU x2, max pool, dropout), a dense head with dropout, logits out.
+    """Two conv blocks (conv-BN-ReLU x2, max pool, dropout), a dense layer, two heads; [n, 11] out.
 
-    The softmax is not folded in: calibration divides the logits by a temperature and the digit judgement
-    reads the penultimate features (FEATURES_LAYER), both at export (training/export.py).
+    Columns 0-9 are the digit logits (no softmax folded in: calibration divides them by a temperature at
+    export); column 10 is the digit detector's logit, trained against synthetic non-digits. The detector
+    is its own sigmoid, not an 11th class, so a digit's class scores never compete with "not a digit".
     """
     inputs = keras.Input(shape=mnist.INPUT_SHAPE, name=mnist.INPUT_KEY)
     x = inputs
@@ -27,15 +28,18 @@ def build_model(dropout: float = 0.25, dense_units: int = 256) -> keras.Model:
     x = layers.Flatten()(x)
     x = layers.Dense(dense_units, use_bias=False)(x)
     x = layers.BatchNormalization()(x)
-    x = layers.ReLU(name=FEATURES_LAYER)(x)
+    x = layers.ReLU()(x)
     x = layers.Dropout(2 * dropout)(x)
-    outputs = layers.Dense(mnist.NUM_CLASSES, name=LOGITS_LAYER)(x)
+    logits = layers.Dense(mnist.NUM_CLASSES, name=LOGITS_LAYER)(x)
+    detector = layers.Dense(1, name=DETECTOR_LAYER)(x)
+    # float32 out whatever the compute precision (mixed bfloat16 training), so the losses are float32.
+    outputs = layers.Concatenate(dtype="float32")([logits, detector])
     return keras.Model(inputs, outputs, name="mnist_cnn")
 
 
-def with_features(model: keras.Model) -> keras.Model:
-    """The same layers and weights, answering (features, logits)."""
-    return keras.Model(model.inputs, [model.get_layer(FEATURES_LAYER).output, model.outputs[0]])
+def split_outputs(outputs):
+    """(digit logits [n, 10], detector logit [n]) from the model's [n, 11] output."""
+    return outputs[:, : mnist.NUM_CLASSES], outputs[:, mnist.NUM_CLASSES]
 
 
 def build_augmenter(rotation_deg: float, shift: float, zoom: float, seed: int) -> keras.Sequential:

@@ -63,10 +63,14 @@ TRAINING_PHOTOS = tuple(
 PHOTO_SHARES = (0.8, 0.2)
 # Letters and symbols that resemble no digit, chosen conservatively: left out are round ones (O o Q D C c
 # @ ⊕ ©: 0), tall thin ones (l I i j ! | [ ] { } ↑ ∫: 1), Z z ? (2), S s $ § (5), b G (6), T J ⌐ (7),
-# B & ∞ (8), g q a (9), and the open-top 4 look-alikes (u U y h λ ч).
-TRAINING_NON_DIGIT_CHARS = "AEFHKMNPRVWXYefkmnrtvwx#%*+=<>~±÷≠ЖШДФπΨΞ★☆♠♣♥♦☺☀⌘✗"
+# B & ∞ (8), g q a (9), and the open-top 4 look-alikes (u U y h λ ч). The second line widens the
+# variety (letters of other scripts, currency, logic and dingbats), still with none of those forms.
+TRAINING_NON_DIGIT_CHARS = "AEFHKMNPRVWXYefkmnrtvwx#%*+=<>~±÷≠ЖШДФπΨΞ★☆♠♣♥♦☺☀⌘✗ÆŒĦ¥€£₩Π∀∃∈≡≈∝⊗☂☎✚✱✦❖⚑⚡"
+# Letters that make "words" of two or three: what someone typing or writing a word instead of a digit sends.
+WORD_LETTERS = "AEFHKMNPRVWXYefkmnrtvwx"
+WORD_SHARE = 0.2
 
-NON_DIGIT_SHARES = {"glyphs": 0.25, "scribbles": 0.2, "shapes": 0.25, "noise": 0.15, "photos": 0.15}
+NON_DIGIT_SHARES = {"glyphs": 0.3, "scribbles": 0.2, "shapes": 0.22, "noise": 0.13, "photos": 0.15}
 _STREAMS = {
     "shuffle": 0,
     "glyphs": 1,
@@ -346,8 +350,11 @@ def _glyph_mask(
 
 
 def _glyph_image(rng: np.random.Generator) -> Image.Image:
-    """A letter or symbol that resembles no digit."""
-    char = TRAINING_NON_DIGIT_CHARS[int(rng.integers(len(TRAINING_NON_DIGIT_CHARS)))]
+    """A letter or symbol that resembles no digit, or a short word of letters."""
+    if rng.random() < WORD_SHARE:
+        char = "".join(WORD_LETTERS[int(i)] for i in rng.integers(len(WORD_LETTERS), size=rng.integers(2, 4)))
+    else:
+        char = TRAINING_NON_DIGIT_CHARS[int(rng.integers(len(TRAINING_NON_DIGIT_CHARS)))]
     side = _canvas_side(rng)
     return _compose(_glyph_mask(rng, char, side, (0.3, 0.9), 25), rng, _GLYPH_STYLES)
 
