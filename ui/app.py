@@ -102,6 +102,20 @@ CSS = """
 """
 
 
+def pixel_image(label: str, elem_id: str) -> gr.Image:
+    """A read-only view of a small image, scaled up with crisp pixels (min_width 0: they share a row)."""
+    return gr.Image(
+        label=label,
+        type="pil",
+        interactive=False,
+        height=168,
+        elem_classes=["pixelated"],
+        elem_id=elem_id,
+        buttons=[],
+        min_width=0,
+    )
+
+
 def create_demo(config: UIConfig | None = None, client: GatewayClient | None = None) -> gr.Blocks:
     """Build the Blocks app; nothing is launched and the gateway is not contacted here."""
     config = config or UIConfig.from_env()
@@ -240,26 +254,9 @@ def create_demo(config: UIConfig | None = None, client: GatewayClient | None = N
                 )
                 # min_width 0: the two 28x28 views share the column instead of wrapping onto two rows.
                 with gr.Row():
-                    processed = gr.Image(
-                        label="What the model saw (28x28)",
-                        type="pil",
-                        interactive=False,
-                        height=168,
-                        elem_classes=["pixelated"],
-                        elem_id="processed-image",
-                        buttons=[],
-                        min_width=0,
-                    )
+                    processed = pixel_image("What the model saw (28x28)", "processed-image")
                     with gr.Column(visible=False, elem_id="explanation", min_width=0) as explanation_box:
-                        explanation = gr.Image(
-                            label="Why: heat-map over it",
-                            type="pil",
-                            interactive=False,
-                            height=168,
-                            elem_classes=["pixelated"],
-                            elem_id="explanation-image",
-                            buttons=[],
-                        )
+                        explanation = pixel_image("Why: heat-map over it", "explanation-image")
                         explanation_caption = gr.Markdown(EXPLAIN_CAPTION, elem_id="explanation-caption")
                 details = gr.Markdown("", label="Details", elem_id="prediction-details")
         with gr.Accordion("Compare preprocessing modes on the same drawing", open=False):
