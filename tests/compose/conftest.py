@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.compose.engine import StartedEngine, can_start_engine, engine_answers
+from tests.support.model_server import baseline_version
 from tests.support.processes import REPO_ROOT, free_port
 
 PROJECT = "mnist-compose-test"  # never the user's `make up` project (mnist-serving)
@@ -45,14 +46,15 @@ def base_image(docker_engine):
 
 @pytest.fixture(scope="session")
 def workspace():
-    """A world-readable directory with models/mnist/1 (the committed version) and an empty state dir.
+    """A world-readable directory with the committed baseline version and an empty state dir.
 
     World-readable because the containers read it as a non-root user; outside the repository so the test
     never touches the user's models or live state.
     """
     root = Path(tempfile.mkdtemp(prefix="mnist-compose-"))
     os.chmod(root, 0o755)
-    shutil.copytree(REPO_ROOT / "models" / "mnist" / "1", root / "models" / "mnist" / "1")
+    baseline = str(baseline_version())  # what the committed models.config, seeded by `up`, labels stable
+    shutil.copytree(REPO_ROOT / "models" / "mnist" / baseline, root / "models" / "mnist" / baseline)
     (root / "state").mkdir()
     for path in [root, *root.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)

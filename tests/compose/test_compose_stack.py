@@ -15,6 +15,7 @@ from gradio_client import Client
 
 from stack.compose import Compose
 from tests.compose.conftest import PROJECT
+from tests.support.model_server import baseline_version
 from tests.support.processes import REPO_ROOT, run_stack_cli
 from tests.support.traffic import Traffic, export_copy
 from tests.support.ui_client import canvas_value, drawn_digit, shown_digit
@@ -113,7 +114,7 @@ def test_predict_through_the_published_gateway_port(running_stack, stack_env, di
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         reply = json.loads(response.read())
-    assert response.status == 200 and reply["digit"] == 7 and reply["model"]["version"] == 1
+    assert response.status == 200 and reply["digit"] == 7 and reply["model"]["version"] == baseline_version()
 
 
 def test_ui_reads_a_drawn_digit_through_the_gateway(running_stack, stack_env, tmp_path):
@@ -130,15 +131,16 @@ def test_promote_under_traffic_has_zero_failed_requests(running_stack, stack_env
     traffic.start()
     try:
         time.sleep(2)
-        export_copy(workspace / "models" / "mnist", 2)  # the container sees it through the models mount
+        new = baseline_version() + 1
+        export_copy(workspace / "models" / "mnist", new)  # the container sees it through the models mount
         since = time.monotonic()
         # The lifecycle asks the containerised model server (GetModelStatus on the published gRPC port)
-        # and waits for version 2 to be AVAILABLE before it moves `stable`.
-        promote = stack(stack_env, "promote", "2", "--force", timeout=300)
+        # and waits for the new version to be AVAILABLE before it moves `stable`.
+        promote = stack(stack_env, "promote", str(new), "--force", timeout=300)
         assert promote.returncode == 0, promote.stdout + promote.stderr
         confirmed = time.monotonic()
         TIMINGS["new version -> promote confirmed"] = confirmed - since
-        TIMINGS["promote confirmed -> replies from v2"] = traffic.wait_until_only(2, confirmed)
+        TIMINGS["promote confirmed -> replies from the new version"] = traffic.wait_until_only(new, confirmed)
         time.sleep(1)
     finally:
         traffic.stopping.set()
@@ -146,10 +148,10 @@ def test_promote_under_traffic_has_zero_failed_requests(running_stack, stack_env
     failures = [reply for reply in traffic.replies if reply[1] != 200]
     print(f"requests: {len(traffic.replies)}, failed: {len(failures)}")
     assert not failures, failures[:5]
-    assert len(traffic.replies) > 50 and {1, 2} <= set(traffic.versions_since(0))
+    assert len(traffic.replies) > 50 and {new - 1, new} <= set(traffic.versions_since(0))
     with urllib.request.urlopen(f"http://127.0.0.1:{stack_env['GATEWAY_PORT']}/v1/models", timeout=10) as r:
         labels = {row["version"]: row["labels"] for row in json.loads(r.read())["versions"]}
-    assert "stable" in labels[2] and "stable" not in labels[1], labels
+    assert "stable" in labels[new] and "stable" not in labels[new - 1], labels
 
 
 def test_make_down_leaves_no_container_network_or_volume(running_stack, stack_env):

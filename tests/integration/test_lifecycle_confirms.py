@@ -22,6 +22,8 @@ from tensorflow_serving.apis import (
 )
 
 from contract import layout
+from contract.mnist import STABLE_LABEL
+from stack.model_config import mnist_entry, parse_config, render_config
 from stack.state import ensure_state, write_atomically
 from tests.support.model_server import (
     copy_model,
@@ -49,10 +51,16 @@ def git(root: Path, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    """A git clone-alike: the committed default config and ignore rules, version 1, the live state."""
+    """A git clone-alike: the committed default config and ignore rules, version 1, the live state.
+
+    The config is the committed one with `stable` pointing at version 1, the one version this repo holds.
+    """
     root = tmp_path_factory.mktemp("clone")
     (root / "serving").mkdir()
-    shutil.copyfile(REPO_ROOT / "serving" / "models.config", root / "serving" / "models.config")
+    committed = (REPO_ROOT / "serving" / "models.config").read_text()
+    config = parse_config(committed)
+    mnist_entry(config).version_labels[STABLE_LABEL] = 1
+    (root / "serving" / "models.config").write_text(render_config(config, committed))
     shutil.copyfile(REPO_ROOT / ".gitignore", root / ".gitignore")
     copy_model(default_model_version_dir(), root / "models" / "mnist", 1)
     git(root, "init", "-q")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.mnist import STABLE_LABEL
 from serving.flags_source import behaviour_flags
 from tests.support.processes import READY_TIMEOUT_S, REPO_ROOT, ServiceProcess, free_port
 
@@ -21,6 +22,13 @@ SMOKE_MODEL_DIR = Path("/tmp/smoke_models")
 # The flags `make up` and Compose use besides ports and models (serving/tfserving.flags, the one source);
 # `extra_flags` come later and win.
 DEFAULT_FLAGS = tuple(behaviour_flags())
+
+
+def baseline_version(config_file: Path = REPO_ROOT / "serving" / "models.config") -> int:
+    """The committed baseline: the version the committed default config labels `stable`."""
+    from stack.model_config import mnist_entry, parse_config
+
+    return int(mnist_entry(parse_config(Path(config_file).read_text())).version_labels[STABLE_LABEL])
 
 
 def default_model_version_dir() -> Path:

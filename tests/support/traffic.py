@@ -9,9 +9,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.support.processes import REPO_ROOT
+from tests.support.model_server import COMMITTED_MODEL_DIR, baseline_version
 
-BASELINE = REPO_ROOT / "models" / "mnist" / "1"
+BASELINE = COMMITTED_MODEL_DIR / str(baseline_version())
 CLIENT_MAX_S = 300.0
 FOLLOW_TIMEOUT_S = 15.0
 
