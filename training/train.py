@@ -192,6 +192,9 @@ def calibrate_and_judge(model, validation, tuning: dict, outliers):
 
     validation_logits, validation_detector = predict_logits(model, validation.images)
     temperature = fit_temperature(validation_logits, validation.labels) if len(validation.images) else 1.0
+    if outliers is None or not len(outliers):
+        # A detector that never saw a non-digit would call everything a digit: export no judgement at all.
+        return temperature, None, {"exported": False, "why": "trained without non-digits (--outliers 0)"}
 
     def detector_logits(images):
         return predict_logits(model, images)[1] if len(images) else np.zeros(0)
@@ -418,12 +421,17 @@ def main(argv: list[str] | None = None) -> int:
         # Evaluate the exported SavedModel itself, so the card describes exactly what is served.
         outputs = predict(load_serving_default(staging), test_images)
         metrics = metrics_from(test_labels, outputs[mnist.DIGIT_KEY])
-        judgement["mnist_test_false_reject_rate"] = round(float(np.mean(~outputs[mnist.IS_DIGIT_KEY])), 6)
+        if judge is not None:
+            refused = float(np.mean(~outputs[mnist.IS_DIGIT_KEY]))
+            judgement["mnist_test_false_reject_rate"] = round(refused, 6)
         card.update(
             build_model_card(
                 metrics, options, history, training_time_s, options.data_dir, model.count_params(), commit
             )
         )
+        if judge is None:
+            for key in (mnist.DIGIT_SCORE_KEY, mnist.IS_DIGIT_KEY):
+                del card["signature"]["outputs"][key]
         card["digit_judgement"] = judgement
         card["calibration"] = calibration_card(temperature, staging, outputs, test_images, test_labels)
         card["explain"] = {
@@ -450,12 +458,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train: {exc}", file=sys.stderr)
         return 1
     total_s = time.monotonic() - started
+    judged = (
+        f"MNIST test falsely refused {judgement['mnist_test_false_reject_rate']:.2%}, training outliers "
+        f"refused {judgement['training_outliers_rejected']['rate']:.1%}"
+        if judge is not None
+        else "no digit judgement (trained without non-digits)"
+    )
     print(
         f"exported {target}: test accuracy {card['test_accuracy']:.4%} ({card['errors']} errors of "
-        f"{card['test_examples']}), temperature {temperature:.3f}, MNIST test falsely refused "
-        f"{judgement['mnist_test_false_reject_rate']:.2%}, training outliers refused "
-        f"{judgement['training_outliers_rejected']['rate']:.1%}; {training_time_s:.0f} s to train, "
-        f"{total_s:.0f} s in all, {card['size_bytes'] / 1e6:.2f} MB"
+        f"{card['test_examples']}), temperature {temperature:.3f}, {judged}; {training_time_s:.0f} s to "
+        f"train, {total_s:.0f} s in all, {card['size_bytes'] / 1e6:.2f} MB"
     )
     return 0
 

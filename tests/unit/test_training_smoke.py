@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from contract import mnist
 from tests.support.saved_model import contract_signature, describe_signature
 from training.dataset import DEFAULT_DATA_DIR
 
@@ -111,6 +112,27 @@ def test_card_size_counts_every_file_but_the_card_model_tflite_included(exported
 def test_warmup_records_are_written(exported):
     model_dir, _ = exported
     assert (model_dir / "8" / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0
+
+
+def test_card_records_the_judgement_it_exported(exported):
+    model_dir, _ = exported
+    card = json.loads((model_dir / "8" / "assets.extra" / "model_card.json").read_text())
+    judgement = card["digit_judgement"]
+    assert judgement["training_outliers_rejected"]["n"] > 0
+    assert set(judgement["tuned_on"]) == {"mnist_validation", "drawn", "printed"}
+    assert 0.0 <= judgement["mnist_test_false_reject_rate"] <= 1.0
+
+
+def test_without_non_digits_no_judgement_is_exported(tmp_path):
+    # A detector that never saw a non-digit would call everything a digit: better no judgement at all.
+    result = run_training(tmp_path, "--outliers", "0", "--tuning-digits", "0", "--epochs", "1")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    outputs = describe_signature(tmp_path / "1")["outputs"]
+    assert mnist.DIGIT_SCORE_KEY not in outputs and mnist.IS_DIGIT_KEY not in outputs
+    card = json.loads((tmp_path / "1" / "assets.extra" / "model_card.json").read_text())
+    assert card["digit_judgement"]["exported"] is False
+    assert set(card["signature"]["outputs"]) == set(outputs)
+    assert "no digit judgement" in result.stdout
 
 
 def test_explicit_existing_version_is_refused(exported):
