@@ -109,7 +109,7 @@ def digit_accuracy():
 
 
 def train(train_split, options: argparse.Namespace, outliers=None):
-    """Fit the CNN on `train_split` (+ outlier exposure); returns (model, history, fit, validation)."""
+    """Fit the CNN on `train_split` (+ non-digits); returns (model, history, the validation split)."""
     import keras
 
     from training.dataset import Split
@@ -156,7 +156,7 @@ def train(train_split, options: argparse.Namespace, outliers=None):
         shuffle=False,
         verbose=2 if options.quiet else 1,
     )
-    return float32_copy(model, options), history.history, fit, validation
+    return float32_copy(model, options), history.history, validation
 
 
 def float32_copy(model, options):
@@ -408,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     commit = git_commit()  # the code that trains, not whatever is checked out when it finishes
     started = time.monotonic()
     outliers, tuning = synthetic_sets(options)
-    model, history, fit, validation = train(train_split, options, outliers)
+    model, history, validation = train(train_split, options, outliers)
     temperature, judge, judgement = calibrate_and_judge(model, validation, tuning, outliers)
     training_time_s = time.monotonic() - started
     test_images, test_labels = test_split.images, test_split.labels
