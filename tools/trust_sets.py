@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tests.e2e.digit_strokes import CANVAS_PX, PEN_WIDTH_PX
 from tests.support.processes import REPO_ROOT
+from training.characters import HELD_OUT_LETTERS, HELD_OUT_SYMBOLS
 from training.dataset import DEFAULT_DATA_DIR, load_mnist
 from training.hard_variants import VARIANTS
 
@@ -30,20 +31,9 @@ FONT_DIR = Path("/usr/share/fonts/truetype/liberation")  # Debian's fonts-libera
 # its own SEED_BASE, so no generator here replays a training stream.
 TRUST_SEED_BASE = 7_130_031
 
-# Letters that resemble no digit: Cyrillic and Greek forms with no round bowl, no single stem, no
-# 2/3/5/7-like hook and no open top (u- and λ-like forms read as 4), plus L. Neither list shares a
-# character (in either case) with training's, nor a near twin of one: training's Ж Ш Ψ π n w ± ÷ ≠ ☺ < >
-# take away ж ш Щ ψ П п η ω ≤ ≥ ☻; italic и й are u-shaped.
-LETTERS = "ИЛЫЯЉЊлыяΛΣL"
-SYMBOLS = "^√∩‰♫♬⌂×→←↔▲►▼◄∆"
-# Characters that read as a digit (or as the .notdef box, a 0) once preprocessed: never in a non-digit
-# set. Latin, Cyrillic and Greek forms of 0/1/2/3/5/6/7/8/9, bars, brackets, circles and blobs.
-DIGIT_LIKE_CHARS = (
-    "0123456789OoDQCcUulIiJj|!¡ZzSsBbGgqdpaeT"
-    "ОоЗзБбЧчЭэЪъЬьУуФфГгТтСсВвд"
-    "ΘθΟοΒβΖζΩΦφσδεξγαΓτΙιΞλЦциЙйЏ"
-    "()[]{}/\\•·○●□■◊¤§$&@%∞∂∫¶‡†♪↑↓¦"
-)
+# The held-out letters and symbols, and the characters no non-digit set may use, live with training's
+# choice of characters (training/characters.py), which keeps every held-out one and its twins out of training.
+LETTERS, SYMBOLS = HELD_OUT_LETTERS, HELD_OUT_SYMBOLS
 
 
 def trust_fonts() -> tuple[Path, ...]:

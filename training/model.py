@@ -9,12 +9,16 @@ LOGITS_LAYER = "logits"  # the ten digit classes
 DETECTOR_LAYER = "digit_logit"  # one more logit: is this a digit at all (training/judgement.py)
 
 
-def build_model(dropout: float = 0.25, dense_units: int = 256) -> keras.Model:
-    """Two conv blocks (conv-BN-ReLU x2, max pool, dropout), a dense layer, two heads; [n, 11] out.
+def build_model(
+    dropout: float = 0.25, dense_units: int = 256, detector_units: int = 128, detector_gradient: float = 1.0
+) -> keras.Model:
+    """Two conv blocks (conv-BN-ReLU x2, max pool, dropout), then two heads, each its own dense layer.
 
-    Columns 0-9 are the digit logits (no softmax folded in: calibration divides them by a temperature at
-    export); column 10 is the digit detector's logit, trained against synthetic non-digits. The detector
-    is its own sigmoid, not an 11th class, so a digit's class scores never compete with "not a digit".
+    Output [n, 11]. Columns 0-9 are the digit logits (no softmax folded in: calibration divides them by a
+    temperature at export); column 10 is the digit detector's logit, trained against synthetic non-digits.
+    The detector is its own sigmoid, not an 11th class, so a digit's class scores never compete with "not a
+    digit"; and its own dense layer, so the features the classes read are the classes' alone.
+    `detector_gradient` scales the detector's gradient into the shared conv layers (forward unchanged).
     """
     inputs = keras.Input(shape=mnist.INPUT_SHAPE, name=mnist.INPUT_KEY)
     x = inputs
@@ -25,16 +29,35 @@ def build_model(dropout: float = 0.25, dense_units: int = 256) -> keras.Model:
             x = layers.ReLU()(x)
         x = layers.MaxPooling2D()(x)
         x = layers.Dropout(dropout)(x)
-    x = layers.Flatten()(x)
-    x = layers.Dense(dense_units, use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
-    x = layers.ReLU()(x)
-    x = layers.Dropout(2 * dropout)(x)
-    logits = layers.Dense(mnist.NUM_CLASSES, name=LOGITS_LAYER)(x)
-    detector = layers.Dense(1, name=DETECTOR_LAYER)(x)
+    features = layers.Flatten()(x)
+    logits = layers.Dense(mnist.NUM_CLASSES, name=LOGITS_LAYER)(_dense_block(features, dense_units, dropout))
+    detector_features = GradientScale(detector_gradient)(features)
+    detector = layers.Dense(1, name=DETECTOR_LAYER)(_dense_block(detector_features, detector_units, dropout))
     # float32 out whatever the compute precision (mixed bfloat16 training), so the losses are float32.
     outputs = layers.Concatenate(dtype="float32")([logits, detector])
     return keras.Model(inputs, outputs, name="mnist_cnn")
+
+
+class GradientScale(layers.Layer):
+    """Identity forward; scales the gradient that flows back through it by `factor`."""
+
+    def __init__(self, factor: float, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, x):
+        return x * self.factor + keras.ops.stop_gradient(x) * (1.0 - self.factor)
+
+    def get_config(self):
+        return super().get_config() | {"factor": self.factor}
+
+
+def _dense_block(x, units: int, dropout: float):
+    """Dense-BN-ReLU with twice the conv blocks' dropout."""
+    x = layers.Dense(units, use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    return layers.Dropout(2 * dropout)(x)
 
 
 def split_outputs(outputs):

@@ -10,8 +10,8 @@ decoding and preprocessing.
 
 The held-out evaluation sets (tools/) must stay disjoint from these by construction: other generators,
 other fonts (these use only the DejaVu family that matplotlib ships, pinned with it), other photos and
-seeds outside this module's streams. TRAINING_FONTS, TRAINING_PHOTOS, TRAINING_NON_DIGIT_CHARS and
-SEED_BASE are the facts that make that checkable.
+seeds outside this module's streams, and characters training/characters.py keeps out of training.
+TRAINING_FONTS, TRAINING_PHOTOS, training_non_digit_chars() and SEED_BASE make that checkable.
 
     python -m training.synthetic --out DIR   # one contact sheet PNG per kind, and the generation time
 """
@@ -21,7 +21,9 @@ import io
 import math
 import sys
 import time
+import unicodedata
 from collections.abc import Callable
+from concurrent.futures import Executor
 from functools import cache
 from pathlib import Path
 
@@ -57,18 +59,18 @@ TRAINING_FONTS = tuple(
         "Serif-BoldItalic",
     )
 )
+# Two photos and a terrain map (an elevation grid, shown in map colours): faces, fabric, landscape texture.
 TRAINING_PHOTOS = tuple(
-    str(_MPL_DATA / "sample_data" / name) for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")
+    str(_MPL_DATA / "sample_data" / name)
+    for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png", "jacksboro_fault_dem.npz")
 )
-PHOTO_SHARES = (0.8, 0.2)
-# Letters and symbols that resemble no digit, chosen conservatively: left out are round ones (O o Q D C c
-# @ ⊕ ©: 0), tall thin ones (l I i j ! | [ ] { } ↑ ∫: 1), Z z ? (2), S s $ § (5), b G (6), T J ⌐ (7),
-# B & ∞ (8), g q a (9), and the open-top 4 look-alikes (u U y h λ ч). The second line widens the
-# variety (letters of other scripts, currency, logic and dingbats), still with none of those forms.
-TRAINING_NON_DIGIT_CHARS = "AEFHKMNPRVWXYefkmnrtvwx#%*+=<>~±÷≠ЖШДФπΨΞ★☆♠♣♥♦☺☀⌘✗ÆŒĦ¥€£₩Π∀∃∈≡≈∝⊗☂☎✚✱✦❖⚑⚡"
-# Letters that make "words" of two or three: what someone typing or writing a word instead of a digit sends.
-WORD_LETTERS = "AEFHKMNPRVWXYefkmnrtvwx"
+PHOTO_SHARES = (0.6, 0.15, 0.25)
+# A glyph is a letter half the time and a symbol otherwise (there are many more symbols than letters), and
+# of the letters this share are short "words": what someone typing a word instead of a digit sends.
+LETTER_SHARE = 0.5
 WORD_SHARE = 0.2
+# The fonts a character's reference views come from, when judging whether it looks like a digit.
+_REFERENCE_FACES = ("Sans", "Sans-Bold", "Serif", "SansMono")
 
 NON_DIGIT_SHARES = {"glyphs": 0.3, "scribbles": 0.2, "shapes": 0.22, "noise": 0.13, "photos": 0.15}
 _STREAMS = {
@@ -349,12 +351,45 @@ def _glyph_mask(
 # ------------------------------------------------------------------------------------ non-digit kinds
 
 
+def _reference_views(char: str) -> list[np.ndarray]:
+    """`char` upright and centred in each reference font that has it, as the gateway sees it (28x28)."""
+    views = []
+    for path in TRAINING_FONTS:
+        if not any(path.endswith(f"DejaVu{face}.ttf") for face in _REFERENCE_FACES) or not _has_glyph(
+            path, char
+        ):
+            continue
+        font = _font(path, 80)
+        left, top, right, bottom = font.getbbox(char)
+        mask = Image.new("L", (160, 160), 0)
+        ImageDraw.Draw(mask).text(
+            (80 - (left + right) / 2, 80 - (top + bottom) / 2), char, font=font, fill=255
+        )
+        view = gateway_view(sketchpad_image(np.asarray(mask)))
+        if view is not None:
+            views.append(view)
+    return views
+
+
+@cache
+def training_non_digit_chars() -> tuple[str, str]:
+    """(letters, symbols) training draws non-digit glyphs from: training/characters.py's, unlike any digit."""
+    from training.characters import training_non_digit_chars as unlike_digits
+
+    chars = unlike_digits(_reference_views)
+    letters = "".join(ch for ch in chars if unicodedata.category(ch).startswith("L"))
+    return letters, "".join(ch for ch in chars if ch not in letters)
+
+
 def _glyph_image(rng: np.random.Generator) -> Image.Image:
     """A letter or symbol that resembles no digit, or a short word of letters."""
-    if rng.random() < WORD_SHARE:
-        char = "".join(WORD_LETTERS[int(i)] for i in rng.integers(len(WORD_LETTERS), size=rng.integers(2, 4)))
+    letters, symbols = training_non_digit_chars()
+    if rng.random() >= LETTER_SHARE:
+        char = symbols[int(rng.integers(len(symbols)))]
+    elif rng.random() < WORD_SHARE:
+        char = "".join(letters[int(i)] for i in rng.integers(len(letters), size=rng.integers(2, 4)))
     else:
-        char = TRAINING_NON_DIGIT_CHARS[int(rng.integers(len(TRAINING_NON_DIGIT_CHARS)))]
+        char = letters[int(rng.integers(len(letters)))]
     side = _canvas_side(rng)
     return _compose(_glyph_mask(rng, char, side, (0.3, 0.9), 25), rng, _GLYPH_STYLES)
 
@@ -551,7 +586,13 @@ def _noise_image(rng: np.random.Generator) -> Image.Image:
 
 @cache
 def _photo(path: str) -> Image.Image:
-    """A training photo, decoded once."""
+    """A training photo, decoded once; an elevation grid (.npz) becomes an RGB map in terrain colours."""
+    if path.endswith(".npz"):
+        with np.load(path) as grid:
+            elevation = grid["elevation"].astype(np.float64)
+        span = np.ptp(elevation) or 1.0
+        colours = matplotlib.colormaps["gist_earth"]((elevation - elevation.min()) / span)[..., :3]
+        return Image.fromarray((colours * 255).astype(np.uint8), "RGB")
     with Image.open(path) as image:
         return image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
 
@@ -745,9 +786,18 @@ def _split(n: int, shares: dict[str, float]) -> dict[str, int]:
     return counts
 
 
-def non_digits(n: int, seed: int) -> np.ndarray:
-    """`n` non-digits mixed by NON_DIGIT_SHARES, shuffled, float32 [n, 28, 28] in [0, 1]."""
-    parts = [non_digit_kind(kind, count, seed) for kind, count in _split(n, NON_DIGIT_SHARES).items()]
+def non_digits(n: int, seed: int, pool: Executor | None = None) -> np.ndarray:
+    """`n` non-digits mixed by NON_DIGIT_SHARES, shuffled, float32 [n, 28, 28] in [0, 1].
+
+    With a process `pool` the kinds are made in parallel; each kind has its own stream, so the images are
+    the same either way.
+    """
+    counts = _split(n, NON_DIGIT_SHARES)
+    if pool is None:
+        parts = [non_digit_kind(kind, count, seed) for kind, count in counts.items()]
+    else:
+        futures = [pool.submit(non_digit_kind, kind, count, seed) for kind, count in counts.items()]
+        parts = [future.result() for future in futures]
     images = np.concatenate(parts) if parts else np.empty((0, IMAGE_HEIGHT, IMAGE_WIDTH), np.float32)
     return images[_rng("shuffle", seed).permutation(n)]
 

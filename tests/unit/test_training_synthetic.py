@@ -1,5 +1,6 @@
 """training/synthetic.py: shapes, ranges, determinism, balance, disjointness facts and honest plausibility."""
 
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,6 @@ from training.synthetic import (
     NON_DIGIT_SHARES,
     SEED_BASE,
     TRAINING_FONTS,
-    TRAINING_NON_DIGIT_CHARS,
     TRAINING_PHOTOS,
     draw_strokes,
     drawn_digits,
@@ -125,21 +125,36 @@ def test_fonts_are_dejavu_only():
 
 
 def test_photos_are_matplotlib_samples():
-    assert len(TRAINING_PHOTOS) == 2
+    assert len(TRAINING_PHOTOS) == 3
     for path in TRAINING_PHOTOS:
         assert Path(path).is_file(), path
         assert Path(path).parent.name == "sample_data"
-        assert Path(path).name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")
+        assert Path(path).name in (
+            "grace_hopper.jpg",
+            "Minduka_Present_Blue_Pack.png",
+            "jacksboro_fault_dem.npz",
+        )
+        assert synthetic._photo(path).mode in ("RGB", "RGBA")
 
 
 def test_non_digit_chars_exclude_digit_lookalikes():
-    lookalikes = set("0123456789OoQDCc@lIij|![]{}Zz?Ss$§bG6TJBg9qa&uUyh")
-    assert not lookalikes & set(TRAINING_NON_DIGIT_CHARS)
-    assert len(set(TRAINING_NON_DIGIT_CHARS)) == len(TRAINING_NON_DIGIT_CHARS)
+    letters, symbols = synthetic.training_non_digit_chars()
+    lookalikes = set("0123456789OoQDCc@lIij|![]{}Zz?Ss$§bG6TJBg9qa&uyЗзБбОоЧЈјƷʒ")
+    assert not lookalikes & set(letters + symbols)
+    assert len(set(letters + symbols)) == len(letters + symbols)
+
+
+def test_non_digit_chars_are_many_letters_and_symbols():
+    letters, symbols = synthetic.training_non_digit_chars()
+    assert len(letters) >= 150 and len(symbols) >= 300  # the variety that makes unseen characters refusable
+    assert set("AEFHKMNPRVWXЖШ") <= set(letters) and set("★♥+=~") <= set(symbols)
+    assert all(unicodedata.category(ch).startswith("L") for ch in letters)
+    assert not any(unicodedata.category(ch).startswith("L") for ch in symbols)
 
 
 def test_every_non_digit_char_is_drawn_by_some_training_font():
-    for char in TRAINING_NON_DIGIT_CHARS:
+    letters, symbols = synthetic.training_non_digit_chars()
+    for char in letters + symbols:
         assert any(synthetic._has_glyph(path, char) for path in TRAINING_FONTS), char
 
 
