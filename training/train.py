@@ -20,6 +20,9 @@ DEFAULTS = {
     "dropout": 0.25,
     "dense_units": 256,
     "detector_units": 128,
+    # The detector's gradient reaches the shared conv layers scaled by this: enough to shape features for
+    # "is it a digit", not so much that it pulls them away from telling digits apart.
+    "detector_gradient": 0.5,
     "rotation_deg": 12.0,
     "shift": 0.12,
     "zoom": 0.12,
@@ -36,9 +39,6 @@ DEFAULTS = {
 # them the detector learns "MNIST's rendering" and calls printed digits non-digits). Neither trains the ten
 # classes: MNIST alone does, so the classes stay what MNIST test measures.
 OUTLIER_BATCH_SHARE = 0.3
-# The detector's gradient reaches the shared conv layers scaled by this: enough to shape features for "is
-# it a digit", not so much that it pulls them away from telling digits apart.
-DETECTOR_TRUNK_GRADIENT = 0.5
 # How many digits of each kind the "not a digit" threshold may refuse. Half the targets the held-out sets are
 # checked against (`make trust`: 0.3% MNIST test, 1% drawn, 2% printed), so the tuned threshold has room.
 FALSE_REJECT_BUDGET = {"mnist_validation": 0.0015, "drawn": 0.005, "printed": 0.01}
@@ -127,7 +127,7 @@ def train(train_split, options: argparse.Namespace, outliers=None, rendered=None
     import keras
 
     from training.dataset import Split
-    from training.model import build_augmenter, build_model
+    from training.model import build_augmenter
 
     seed_everything(options.seed, options.deterministic)
     images, labels = train_split.images, train_split.labels
@@ -156,7 +156,7 @@ def train(train_split, options: argparse.Namespace, outliers=None, rendered=None
         validation_data = make_dataset(validation.images, validation.labels, 1000, options.seed)
 
     keras.mixed_precision.set_global_policy(options.precision)
-    model = build_model(options.dropout, options.dense_units, options.detector_units, DETECTOR_TRUNK_GRADIENT)
+    model = model_for(options)
     steps = max(1, -(-len(fit.images) // options.batch_size)) * options.epochs
     schedule = keras.optimizers.schedules.CosineDecay(options.learning_rate, decay_steps=steps, alpha=0.01)
     model.compile(
@@ -174,16 +174,23 @@ def train(train_split, options: argparse.Namespace, outliers=None, rendered=None
     return float32_copy(model, options), history.history, validation
 
 
+def model_for(options):
+    """A new, untrained CNN of the options' shape."""
+    from training.model import build_model
+
+    return build_model(
+        options.dropout, options.dense_units, options.detector_units, options.detector_gradient
+    )
+
+
 def float32_copy(model, options):
     """The trained weights in a float32 model: what is exported and served, whatever trained it."""
     import keras
 
-    from training.model import build_model
-
     keras.mixed_precision.set_global_policy("float32")
     if model.compute_dtype == "float32":
         return model
-    copy = build_model(options.dropout, options.dense_units, options.detector_units, DETECTOR_TRUNK_GRADIENT)
+    copy = model_for(options)
     copy.set_weights(model.get_weights())
     return copy
 
@@ -219,8 +226,8 @@ def calibrate_and_judge(model, validation, tuning: dict, outliers):
     judge = tune_threshold({name: (d, FALSE_REJECT_BUDGET[name]) for name, d in digit_sets.items() if len(d)})
     outlier_logits = detector_logits(outliers) if outliers is not None else np.zeros(0)
     section = {
-        "score": "the CNN's detector head (a sigmoid on the penultimate features, trained on digits against "
-        "synthetic non-digits: training/synthetic.py)",
+        "score": "the CNN's detector head (its own dense layer on the shared conv features, a sigmoid, "
+        "trained on MNIST and rendered digits against synthetic non-digits: training/synthetic.py)",
         "digit_score": "sigmoid(detector_logit - threshold): 0.5 at the threshold, higher = more digit-like",
         "is_digit": f"digit_score >= {mnist.DIGIT_SCORE_CUT}",
         "threshold_logit": round(judge.threshold, 6),
@@ -342,6 +349,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--detector-units", type=int, default=DEFAULTS["detector_units"], help="detector head's dense width"
+    )
+    p.add_argument(
+        "--detector-gradient",
+        type=float,
+        default=DEFAULTS["detector_gradient"],
+        help="scale of the detector's gradient into the shared conv layers (0: they learn digits only)",
     )
     p.add_argument("--rotation-deg", type=float, default=DEFAULTS["rotation_deg"], help="max random rotation")
     p.add_argument(

@@ -38,6 +38,8 @@ def run_training(model_dir: Path, *extra: str) -> subprocess.CompletedProcess:
         "32",
         "--outliers",
         "300",
+        "--rendered-digits",
+        "100",
         "--tuning-digits",
         "100",
         "--quiet",
