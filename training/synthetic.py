@@ -59,6 +59,12 @@ TRAINING_FONTS = tuple(
         "Serif-BoldItalic",
     )
 )
+# The fonts a character's reference views come from, when judging whether it looks like a digit.
+_REFERENCE_FONTS = tuple(
+    path
+    for path in TRAINING_FONTS
+    if Path(path).stem in ("DejaVuSans", "DejaVuSans-Bold", "DejaVuSerif", "DejaVuSansMono")
+)
 # Two photos and a terrain map (an elevation grid, shown in map colours): faces, fabric, landscape texture.
 TRAINING_PHOTOS = tuple(
     str(_MPL_DATA / "sample_data" / name)
@@ -69,8 +75,6 @@ PHOTO_SHARES = (0.6, 0.15, 0.25)
 # of the letters this share are short "words": what someone typing a word instead of a digit sends.
 LETTER_SHARE = 0.5
 WORD_SHARE = 0.2
-# The fonts a character's reference views come from, when judging whether it looks like a digit.
-_REFERENCE_FACES = ("Sans", "Sans-Bold", "Serif", "SansMono")
 
 NON_DIGIT_SHARES = {"glyphs": 0.3, "scribbles": 0.2, "shapes": 0.22, "noise": 0.13, "photos": 0.15}
 _STREAMS = {
@@ -354,10 +358,8 @@ def _glyph_mask(
 def _reference_views(char: str) -> list[np.ndarray]:
     """`char` upright and centred in each reference font that has it, as the gateway sees it (28x28)."""
     views = []
-    for path in TRAINING_FONTS:
-        if not any(path.endswith(f"DejaVu{face}.ttf") for face in _REFERENCE_FACES) or not _has_glyph(
-            path, char
-        ):
+    for path in _REFERENCE_FONTS:
+        if not _has_glyph(path, char):
             continue
         font = _font(path, 80)
         left, top, right, bottom = font.getbbox(char)
