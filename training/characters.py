@@ -2,7 +2,6 @@
 
 import re
 import unicodedata
-from functools import cache
 
 import numpy as np
 
@@ -196,20 +195,26 @@ def _twins(chars: str) -> set[str]:
     return {form for ch in chars for form in (ch, ch.lower(), ch.upper(), ch.casefold())}
 
 
+_HELD_OUT_FORMS = _twins(HELD_OUT_LETTERS + HELD_OUT_SYMBOLS)
+
+
 def _base(ch: str) -> str:
     """The letter under any accents: NFD's first code point."""
     return unicodedata.normalize("NFD", ch)[0]
 
 
+def _letter_name(name: str) -> str:
+    """What follows " LETTER " in a Unicode name ("EL WITH HOOK"), or "" for a name with none."""
+    return name.split(" LETTER ")[-1] if " LETTER " in name else ""
+
+
 def is_held_out(ch: str) -> bool:
     """Whether `ch` is a held-out character or a near twin of one."""
-    held = _twins(HELD_OUT_LETTERS + HELD_OUT_SYMBOLS)
     name = unicodedata.name(ch, "")
-    letter = name.split(" LETTER ")[-1] if " LETTER " in name else ""
     return (
-        bool(_twins(ch) & held)
-        or bool(_twins(_base(ch)) & held)
-        or (bool(_HELD_OUT_NAMES.search(letter)) if letter else bool(_HELD_OUT_NAMES.search(name)))
+        bool(_twins(ch) & _HELD_OUT_FORMS)
+        or bool(_twins(_base(ch)) & _HELD_OUT_FORMS)
+        or bool(_HELD_OUT_NAMES.search(_letter_name(name) or name))
     )
 
 
@@ -220,7 +225,7 @@ def is_digit_like_by_name(ch: str) -> bool:
     name = unicodedata.name(ch, "")
     if _DIGIT_LIKE_NAMES.search(name):
         return True
-    letter = name.split(" LETTER ")[-1] if " LETTER " in name else ""
+    letter = _letter_name(name)
     return bool(letter) and not name.startswith("LATIN") and bool(_DIGIT_LIKE_LETTERS.search(letter))
 
 
@@ -247,7 +252,6 @@ def _normalised(view: np.ndarray) -> np.ndarray:
     return blurred / max(float(np.linalg.norm(blurred)), 1e-6)
 
 
-@cache
 def training_non_digit_chars(render) -> str:
     """The candidates that `render(char) -> list of 28x28 views` shows unlike every printed digit.
 

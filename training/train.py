@@ -81,10 +81,10 @@ def make_dataset(
         extra = np.concatenate([outliers, rendered])[..., None].astype(np.float32)
         extra_targets = np.zeros((len(extra), mnist.NUM_CLASSES + 1), np.float32)
         extra_targets[len(outliers) :, mnist.NUM_CLASSES] = 1.0
-        negatives = tf.data.Dataset.from_tensor_slices((extra, extra_targets))
-        negatives = negatives.shuffle(len(extra), seed=seed + 1).repeat()
-        negatives = negatives.batch(max(1, round(batch_size * OUTLIER_BATCH_SHARE)))
-        dataset = tf.data.Dataset.zip(dataset, negatives).map(
+        extras = tf.data.Dataset.from_tensor_slices((extra, extra_targets))
+        extras = extras.shuffle(len(extra), seed=seed + 1).repeat()
+        extras = extras.batch(max(1, round(batch_size * OUTLIER_BATCH_SHARE)))
+        dataset = tf.data.Dataset.zip(dataset, extras).map(
             lambda a, b: (tf.concat([a[0], b[0]], axis=0), tf.concat([a[1], b[1]], axis=0))
         )
     if augmenter is not None:
@@ -224,7 +224,7 @@ def calibrate_and_judge(model, validation, tuning: dict, outliers):
     digit_sets = {"mnist_validation": validation_detector}
     digit_sets |= {name: detector_logits(images) for name, images in tuning.items()}
     judge = tune_threshold({name: (d, FALSE_REJECT_BUDGET[name]) for name, d in digit_sets.items() if len(d)})
-    outlier_logits = detector_logits(outliers) if outliers is not None else np.zeros(0)
+    outlier_logits = detector_logits(outliers)
     section = {
         "score": "the CNN's detector head (its own dense layer on the shared conv features, a sigmoid, "
         "trained on MNIST and rendered digits against synthetic non-digits: training/synthetic.py)",
@@ -422,17 +422,20 @@ def synthetic_sets(options) -> tuple[np.ndarray | None, np.ndarray | None, dict[
     # spawn, not fork: a forked child of a process that may hold TensorFlow's threads can deadlock.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=context) as pool:
-        jobs = {}
-        for kind, make in (("drawn", synthetic.drawn_digits), ("printed", synthetic.printed_digits)):
-            if options.tuning_digits:
-                jobs[kind] = pool.submit(make, options.tuning_digits, options.seed)
-            if options.outliers and options.rendered_digits:
-                jobs[f"rendered {kind}"] = pool.submit(make, options.rendered_digits // 2, options.seed + 1)
+        makers = {"drawn": synthetic.drawn_digits, "printed": synthetic.printed_digits}
+        tuning_jobs = {
+            kind: pool.submit(make, options.tuning_digits, options.seed)
+            for kind, make in makers.items()
+            if options.tuning_digits
+        }
+        rendered_jobs = [
+            pool.submit(make, options.rendered_digits // 2, options.seed + 1)
+            for make in makers.values()
+            if options.outliers and options.rendered_digits
+        ]
         outliers = synthetic.non_digits(options.outliers, options.seed, pool) if options.outliers else None
-        made = {name: job.result()[0] for name, job in jobs.items()}
-    rendered_parts = [images for name, images in made.items() if name.startswith("rendered")]
-    rendered = np.concatenate(rendered_parts) if rendered_parts else None
-    tuning = {name: images for name, images in made.items() if not name.startswith("rendered")}
+        tuning = {kind: job.result()[0] for kind, job in tuning_jobs.items()}
+        rendered = np.concatenate([job.result()[0] for job in rendered_jobs]) if rendered_jobs else None
     print(
         f"synthetic data: {options.outliers} non-digits, {0 if rendered is None else len(rendered)} rendered "
         f"digits, {2 * options.tuning_digits} tuning digits in {time.monotonic() - started:.0f} s",
