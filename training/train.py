@@ -30,6 +30,7 @@ DEFAULTS = {
     "seed": 42,
     "outliers": 20000,
     "rendered_digits": 5000,
+    "transformed_digits": 8000,
     "tuning_digits": 3000,
     "precision": "mixed_bfloat16",
 }
@@ -136,6 +137,12 @@ def train(train_split, options: argparse.Namespace, outliers=None, rendered=None
     validation_size = min(options.validation_size, len(images) // 10)
     fit = Split(images[validation_size:], labels[validation_size:])
     validation = Split(images[:validation_size], labels[:validation_size])
+    if outliers is not None and len(outliers) and options.transformed_digits:
+        from training.transformed import transformed_non_digits
+
+        # From the fitted digits only: the validation split tunes the threshold and must stay unseen.
+        hard = transformed_non_digits(fit.images, fit.labels, options.transformed_digits, options.seed)
+        outliers = np.concatenate([outliers, hard])
     augmenter = (
         None
         if options.no_augment
@@ -386,6 +393,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=DEFAULTS["rendered_digits"],
         help="synthetic drawn and printed digits (half each) the detector trains on as digits",
+    )
+    p.add_argument(
+        "--transformed-digits",
+        type=int,
+        default=DEFAULTS["transformed_digits"],
+        help="MNIST training digits mirrored, flipped or turned into non-digits (training/transformed.py), "
+        "trained against with the synthetic non-digits",
     )
     p.add_argument(
         "--tuning-digits",
