@@ -22,14 +22,14 @@ DEFAULTS = {
     "detector_units": 128,
     # The detector's gradient reaches the shared conv layers scaled by this: enough to shape features for
     # "is it a digit", not so much that it pulls them away from telling digits apart.
-    "detector_gradient": 0.5,
+    "detector_gradient": 1.0,
     "rotation_deg": 12.0,
     "shift": 0.12,
     "zoom": 0.12,
     "validation_size": 5000,
     "seed": 42,
     "outliers": 20000,
-    "rendered_digits": 5000,
+    "rendered_digits": 2500,
     "transformed_digits": 8000,
     "tuning_digits": 3000,
     "precision": "mixed_bfloat16",

@@ -42,6 +42,8 @@ def run_training(model_dir: Path, *extra: str) -> subprocess.CompletedProcess:
         "100",
         "--tuning-digits",
         "100",
+        "--transformed-digits",
+        "100",
         "--quiet",
         "--model-dir",
         str(model_dir),
