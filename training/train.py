@@ -22,7 +22,7 @@ DEFAULTS = {
     "detector_units": 128,
     # The detector's gradient reaches the shared conv layers scaled by this: enough to shape features for
     # "is it a digit", not so much that it pulls them away from telling digits apart.
-    "detector_gradient": 1.0,
+    "detector_gradient": 0.5,
     "rotation_deg": 12.0,
     "shift": 0.12,
     "zoom": 0.12,
