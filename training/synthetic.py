@@ -76,8 +76,7 @@ PHOTO_SHARES = (0.6, 0.15, 0.25)
 LETTER_SHARE = 0.5
 WORD_SHARE = 0.2
 
-# Letters and symbols are the hardest to tell from digits, noise the easiest: the mix leans that way.
-NON_DIGIT_SHARES = {"glyphs": 0.38, "scribbles": 0.2, "shapes": 0.18, "noise": 0.05, "photos": 0.19}
+NON_DIGIT_SHARES = {"glyphs": 0.3, "scribbles": 0.2, "shapes": 0.22, "noise": 0.13, "photos": 0.15}
 _STREAMS = {
     "shuffle": 0,
     "glyphs": 1,
@@ -471,12 +470,11 @@ SHAPES = (
 
 # Shapes with nested lines (rings, cells, a face) and the widest pen that keeps their gaps open at any fill.
 NESTED_SHAPES = ("spiral", "concentric", "grid", "smiley")
-FACE_WITHOUT_HEAD_SHARE = 0.4
 NESTED_PEN_SHARE = 0.02
 
 
 def _shape(rng: np.random.Generator, kind: str) -> tuple[str, Strokes]:
-    """A shape of `kind` as strokes, and how it is drawn: "closed", "filled", "open", "smiley" or "face"."""
+    """A shape of `kind` as strokes, and whether it is drawn "closed", "filled", "open" or as a "smiley"."""
     hollow_or_filled = "filled" if rng.random() < 0.4 else "closed"
     if kind == "star":
         return hollow_or_filled, [_polygon(int(rng.integers(5, 9)), rng, inner=rng.uniform(0.35, 0.55))]
@@ -534,9 +532,7 @@ def _shape(rng: np.random.Generator, kind: str) -> tuple[str, Strokes]:
         mouth = _arc(0.5, 0.55, 0.2, rng.uniform(0.1, 0.18), 20, 160, points=20)
         # Big eyes: small dots would fall under the gateway's speck filter, leaving a 0 with a smile.
         eyes = [_arc(x, 0.36, 0.06, 0.075, 0, 360, points=16) for x in (0.35, 0.65)]
-        # Emoji-style faces often come without a head outline, and with the mouth filled in.
-        head = [] if rng.random() < FACE_WITHOUT_HEAD_SHARE else [_arc(0.5, 0.5, 0.4, 0.4, 0, 360, points=60)]
-        return ("face" if rng.random() < 0.5 else "smiley"), [*head, mouth, *eyes]
+        return "smiley", [_arc(0.5, 0.5, 0.4, 0.4, 0, 360, points=60), mouth, *eyes]
     corners = int(rng.choice([3, 4, 5, 6]))  # concentric polygons
     rings = int(rng.integers(2, 5))
     base = _polygon(corners, rng)
@@ -557,12 +553,9 @@ def _shape_image(rng: np.random.Generator) -> Image.Image:
         width = min(width, max(2, int(side * NESTED_PEN_SHARE)))
     if how == "filled":
         mask = _fill(np.zeros((side, side), np.uint8), strokes[0])
-    elif how in ("smiley", "face"):
-        *lines, left_eye, right_eye = strokes
-        mask = draw_strokes(side, lines, width)
-        if how == "face":
-            _fill(mask, lines[-1])  # the mouth's arc closed by its chord: a filled smile
-        for eye in (left_eye, right_eye):
+    elif how == "smiley":
+        mask = draw_strokes(side, strokes[:2], width)
+        for eye in strokes[2:]:
             _fill(mask, eye)
     else:
         mask = draw_strokes(side, strokes, width, closed=how == "closed")

@@ -29,7 +29,7 @@ DEFAULTS = {
     "validation_size": 5000,
     "seed": 42,
     "outliers": 20000,
-    "rendered_digits": 2500,
+    "rendered_digits": 5000,
     "transformed_digits": 8000,
     "tuning_digits": 3000,
     "precision": "mixed_bfloat16",
@@ -333,6 +333,14 @@ def build_model_card(
     }
 
 
+def count(text: str) -> int:
+    """An argparse type: a whole number >= 0 (a negative count is an error message, not a traceback)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options, each with help."""
     from training.dataset import DEFAULT_DATA_DIR
@@ -384,31 +392,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--outliers",
-        type=int,
+        type=count,
         default=DEFAULTS["outliers"],
         help="synthetic non-digits the detector head trains against (0: none)",
     )
     p.add_argument(
         "--rendered-digits",
-        type=int,
+        type=count,
         default=DEFAULTS["rendered_digits"],
         help="synthetic drawn and printed digits (half each) the detector trains on as digits",
     )
     p.add_argument(
         "--transformed-digits",
-        type=int,
+        type=count,
         default=DEFAULTS["transformed_digits"],
         help="MNIST training digits mirrored, flipped or turned into non-digits (training/transformed.py), "
         "trained against with the synthetic non-digits",
     )
     p.add_argument(
         "--tuning-digits",
-        type=int,
+        type=count,
         default=DEFAULTS["tuning_digits"],
         help="synthetic drawn and printed digits each, for tuning the not-a-digit threshold (0: MNIST only)",
     )
-    p.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke runs)")
-    p.add_argument("--test-limit", type=int, default=0, help="evaluate on only the first N test images")
+    p.add_argument("--limit", type=count, default=0, help="use only the first N training images (smoke runs)")
+    p.add_argument("--test-limit", type=count, default=0, help="evaluate on only the first N test images")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed for every RNG")
     p.add_argument("--deterministic", action="store_true", help="deterministic TF kernels (slower)")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="MNIST IDX files")

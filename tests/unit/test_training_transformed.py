@@ -9,7 +9,7 @@ pytestmark = pytest.mark.unit
 
 
 def _digits(per_class: int = 30, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Random uint8 'digits' with labels: distinct arrays, so a transformed one can be traced to its source."""
+    """Random uint8 'digits' with labels: distinct arrays, so each transformed one traces to its source."""
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(10), per_class)
     return rng.integers(0, 256, (len(labels), 28, 28), dtype=np.uint8), labels
@@ -30,7 +30,7 @@ def test_output_is_float_in_unit_range_and_deterministic():
     a = transformed_non_digits(images, labels, 120, seed=3)
     b = transformed_non_digits(images, labels, 120, seed=3)
     assert a.shape == (120, 28, 28) and a.dtype == np.float32
-    assert 0.0 <= a.min() and a.max() <= 1.0
+    assert a.min() >= 0.0 and a.max() <= 1.0
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, transformed_non_digits(images, labels, 120, seed=4))
 
@@ -57,3 +57,14 @@ def test_a_missing_class_is_an_error():
     keep = labels != 7
     with pytest.raises(ValueError, match="class 7"):
         transformed_non_digits(images[keep], labels[keep], 100, seed=0)
+
+
+@pytest.mark.parametrize("flag", ["--transformed-digits", "--outliers", "--rendered-digits", "--limit"])
+def test_a_negative_count_is_a_usage_error_not_a_traceback(flag, capsys):
+    from training.train import parse_args
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args([flag, "-5"])
+    assert exit_info.value.code == 2
+    assert "must be >= 0, got -5" in capsys.readouterr().err
+    assert getattr(parse_args([flag, "7"]), flag[2:].replace("-", "_")) == 7
