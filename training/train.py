@@ -234,7 +234,8 @@ def calibrate_and_judge(model, validation, tuning: dict, outliers):
     outlier_logits = detector_logits(outliers)
     section = {
         "score": "the CNN's detector head (its own dense layer on the shared conv features, a sigmoid, "
-        "trained on MNIST and rendered digits against synthetic non-digits: training/synthetic.py)",
+        "trained on MNIST and rendered digits against synthetic non-digits and transformed MNIST digits: "
+        "training/synthetic.py, training/transformed.py)",
         "digit_score": "sigmoid(detector_logit - threshold): 0.5 at the threshold, higher = more digit-like",
         "is_digit": f"digit_score >= {mnist.DIGIT_SCORE_CUT}",
         "threshold_logit": round(judge.threshold, 6),
