@@ -7,40 +7,21 @@ transform is applied only to classes it turns into something that is not a digit
 still that digit, a 6 upside down is a 9, and an upside-down 2 or 5 can pass for a 2.
 """
 
+from functools import partial
+
 import numpy as np
 
 from contract.mnist import NUM_CLASSES
-
-
-def _mirror(image: np.ndarray) -> np.ndarray:
-    return image[:, ::-1]
-
-
-def _flip(image: np.ndarray) -> np.ndarray:
-    return image[::-1, :]
-
-
-def _turn_180(image: np.ndarray) -> np.ndarray:
-    return image[::-1, ::-1]
-
-
-def _turn_left(image: np.ndarray) -> np.ndarray:
-    return np.rot90(image, 1)
-
-
-def _turn_right(image: np.ndarray) -> np.ndarray:
-    return np.rot90(image, -1)
-
 
 # transform -> (the function, the classes it leaves a digit or may make one). On its side a 0 is a wide ring,
 # as a hasty 0 can be; a 1 or an 8 written with a strong slant stays a slanted 1 or 8; and a 6 or a 9 comes
 # out as a 6 or 9 tilted by less than 90 degrees.
 TRANSFORMS = {
-    "mirrored": (_mirror, frozenset({0, 1, 8})),
-    "flipped": (_flip, frozenset({0, 1, 2, 3, 5, 6, 8, 9})),
-    "turned_180": (_turn_180, frozenset({0, 1, 2, 5, 6, 8, 9})),
-    "turned_left": (_turn_left, frozenset({0, 1, 6, 8, 9})),
-    "turned_right": (_turn_right, frozenset({0, 1, 6, 8, 9})),
+    "mirrored": (np.fliplr, frozenset({0, 1, 8})),
+    "flipped": (np.flipud, frozenset({0, 1, 2, 3, 5, 6, 8, 9})),
+    "turned_180": (partial(np.rot90, k=2), frozenset({0, 1, 2, 5, 6, 8, 9})),
+    "turned_left": (partial(np.rot90, k=1), frozenset({0, 1, 6, 8, 9})),
+    "turned_right": (partial(np.rot90, k=-1), frozenset({0, 1, 6, 8, 9})),
 }
 
 
