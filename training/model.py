@@ -6,16 +6,22 @@ from keras import layers
 from contract import mnist
 
 LOGITS_LAYER = "logits"  # the ten digit classes
-DETECTOR_LAYER = "digit_logit"  # one more logit: is this a digit at all (training/judgement.py)
+DETECTOR_LAYER = "digit_logit"  # is this a digit at all: one logit, or one per class (training/judgement.py)
 
 
 def build_model(
-    dropout: float = 0.25, dense_units: int = 256, detector_units: int = 128, detector_gradient: float = 1.0
+    dropout: float = 0.25,
+    dense_units: int = 256,
+    detector_units: int = 128,
+    detector_gradient: float = 1.0,
+    class_detectors: bool = True,
 ) -> keras.Model:
     """Two conv blocks (conv-BN-ReLU x2, max pool, dropout), then two heads, each its own dense layer.
 
-    Output [n, 11]. Columns 0-9 are the digit logits (no softmax folded in: calibration divides them by a
-    temperature at export); column 10 is the digit detector's logit, trained against synthetic non-digits.
+    Output [n, 11], or [n, 20] with `class_detectors`. Columns 0-9 are the digit logits (no softmax folded
+    in: calibration divides them by a temperature at export); the rest are the digit detector's logits,
+    trained against synthetic non-digits: one for "any digit", or one per class ("is this a good c?", the
+    other classes among its negatives), of which the best speaks for the image (split_outputs).
     The detector is its own sigmoid, not an 11th class, so a digit's class scores never compete with "not a
     digit"; and its own dense layer, so the features the classes read are the classes' alone.
     `detector_gradient` scales the detector's gradient into the shared conv layers (forward unchanged).
@@ -32,9 +38,11 @@ def build_model(
     features = layers.Flatten()(x)
     logits = layers.Dense(mnist.NUM_CLASSES, name=LOGITS_LAYER)(_dense_block(features, dense_units, dropout))
     detector_features = GradientScale(detector_gradient)(features)
-    detector = layers.Dense(1, name=DETECTOR_LAYER)(_dense_block(detector_features, detector_units, dropout))
+    detectors = layers.Dense(mnist.NUM_CLASSES if class_detectors else 1, name=DETECTOR_LAYER)(
+        _dense_block(detector_features, detector_units, dropout)
+    )
     # float32 out whatever the compute precision (mixed bfloat16 training), so the losses are float32.
-    outputs = layers.Concatenate(dtype="float32")([logits, detector])
+    outputs = layers.Concatenate(dtype="float32")([logits, detectors])
     return keras.Model(inputs, outputs, name="mnist_cnn")
 
 
@@ -61,8 +69,8 @@ def _dense_block(x, units: int, dropout: float):
 
 
 def split_outputs(outputs):
-    """(digit logits [n, 10], detector logit [n]) from the model's [n, 11] output."""
-    return outputs[:, : mnist.NUM_CLASSES], outputs[:, mnist.NUM_CLASSES]
+    """(digit logits [n, 10], detector logit [n]) from the model's output: the best of its detectors."""
+    return outputs[:, : mnist.NUM_CLASSES], keras.ops.max(outputs[:, mnist.NUM_CLASSES :], axis=-1)
 
 
 def build_augmenter(rotation_deg: float, shift: float, zoom: float, seed: int) -> keras.Sequential:

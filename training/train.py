@@ -23,6 +23,9 @@ DEFAULTS = {
     # The detector's gradient reaches the shared conv layers scaled by this: enough to shape features for
     # "is it a digit", not so much that it pulls them away from telling digits apart.
     "detector_gradient": 0.5,
+    # One detector per class, each trained against the other nine classes and the non-digits: "is this a
+    # good 4" is a tighter question than "is this any digit", and MNIST's own digits become its negatives.
+    "class_detectors": True,
     "rotation_deg": 12.0,
     "shift": 0.12,
     "zoom": 0.12,
@@ -104,8 +107,15 @@ def joint_loss(targets, outputs):
     classes = ops.categorical_crossentropy(
         targets[:, : mnist.NUM_CLASSES], outputs[:, : mnist.NUM_CLASSES], from_logits=True
     )
-    detector = ops.binary_crossentropy(is_digit, outputs[:, mnist.NUM_CLASSES], from_logits=True)
-    return has_class * classes + detector
+    detectors = outputs[:, mnist.NUM_CLASSES :]
+    detector = ops.binary_crossentropy(is_digit, ops.max(detectors, axis=-1), from_logits=True)
+    if detectors.shape[-1] == 1:
+        return has_class * classes + detector
+    # One detector per class: "is this a good c", with every other class and every non-digit against it.
+    per_class = ops.mean(
+        ops.binary_crossentropy(targets[:, : mnist.NUM_CLASSES], detectors, from_logits=True), axis=-1
+    )
+    return has_class * classes + detector + (has_class + 1.0 - is_digit) * per_class
 
 
 def digit_accuracy():
@@ -186,7 +196,11 @@ def model_for(options):
     from training.model import build_model
 
     return build_model(
-        options.dropout, options.dense_units, options.detector_units, options.detector_gradient
+        options.dropout,
+        options.dense_units,
+        options.detector_units,
+        options.detector_gradient,
+        options.class_detectors,
     )
 
 
@@ -204,11 +218,14 @@ def float32_copy(model, options):
 
 def predict_logits(model, images: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """(digit logits [n, 10], detector logits [n]) of uint8 or [0, 1] float images [n, 28, 28]."""
+    from training.model import split_outputs
+
     inputs = to_model_input(images) if images.dtype == np.uint8 else images[..., None].astype(np.float32)
     outputs = np.concatenate(
         [np.asarray(model(inputs[i : i + batch], training=False)) for i in range(0, len(inputs), batch)]
     )
-    return outputs[:, : mnist.NUM_CLASSES], outputs[:, mnist.NUM_CLASSES]
+    logits, detector = split_outputs(outputs)
+    return np.asarray(logits), np.asarray(detector)
 
 
 def calibrate_and_judge(model, validation, tuning: dict, outliers):
@@ -232,9 +249,15 @@ def calibrate_and_judge(model, validation, tuning: dict, outliers):
     digit_sets |= {name: detector_logits(images) for name, images in tuning.items()}
     judge = tune_threshold({name: (d, FALSE_REJECT_BUDGET[name]) for name, d in digit_sets.items() if len(d)})
     outlier_logits = detector_logits(outliers)
+    per_class = model.output_shape[-1] > mnist.NUM_CLASSES + 1
     section = {
-        "score": "the CNN's detector head (its own dense layer on the shared conv features, a sigmoid, "
-        "trained on MNIST and rendered digits against synthetic non-digits and transformed MNIST digits: "
+        "score": "the CNN's detector head (its own dense layer on the shared conv features, "
+        + (
+            "a sigmoid per class, each trained against the other classes too; the best one scores the image, "
+            if per_class
+            else "a sigmoid, "
+        )
+        + "trained on MNIST and rendered digits against synthetic non-digits and transformed MNIST digits: "
         "training/synthetic.py, training/transformed.py)",
         "digit_score": "sigmoid(detector_logit - threshold): 0.5 at the threshold, higher = more digit-like",
         "is_digit": f"digit_score >= {mnist.DIGIT_SCORE_CUT}",
@@ -371,6 +394,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=DEFAULTS["detector_gradient"],
         help="scale of the detector's gradient into the shared conv layers (0: they learn digits only)",
+    )
+    p.add_argument(
+        "--class-detectors",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS["class_detectors"],
+        help="one detector logit per class (is this a good c?), the digit score from the best of them; "
+        "--no-class-detectors: one detector for any digit, as versions 2 and 3 were trained",
     )
     p.add_argument("--rotation-deg", type=float, default=DEFAULTS["rotation_deg"], help="max random rotation")
     p.add_argument(

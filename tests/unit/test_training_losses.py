@@ -64,3 +64,31 @@ def test_gradient_scale_is_identity_forward_and_scales_backward():
         total = tf.reduce_sum(y * y)
     assert np.array_equal(y.numpy(), x.numpy())
     assert np.allclose(tape.gradient(total, x).numpy(), 0.5 * 2 * x.numpy())
+
+
+def test_class_detectors_score_the_best_class_and_learn_each_class_against_the_rest():
+    from training.model import split_outputs
+    from training.train import joint_loss
+
+    outputs = np.array([[2.0, 0.5, *[0.0] * 8, -1.0, 3.0, *[-2.0] * 8]], np.float32)
+    _, detector = split_outputs(outputs)
+    assert float(detector[0]) == pytest.approx(3.0)  # the best class detector speaks for the image
+    mnist_digit = np.eye(11, dtype=np.float32)[[1]]
+    mnist_digit[0, mnist.NUM_CLASSES] = 1.0
+    rendered_digit = np.zeros((1, 11), np.float32)
+    rendered_digit[0, mnist.NUM_CLASSES] = 1.0
+    non_digit = np.zeros((1, 11), np.float32)
+
+    def bce(target, logit):
+        p = 1 / (1 + np.exp(-np.asarray(logit, np.float64)))
+        return -(target * np.log(p) + (1 - target) * np.log(1 - p))
+
+    detectors = outputs[0, 10:]
+    class_ce = -np.log(np.exp(0.5) / np.exp(outputs[0, :10]).sum())
+    one_vs_rest = bce(np.eye(10)[1], detectors).mean()
+    all_against = bce(np.zeros(10), detectors).mean()
+    assert float(joint_loss(mnist_digit, outputs)[0]) == pytest.approx(
+        class_ce + bce(1, 3.0) + one_vs_rest, rel=1e-5
+    )
+    assert float(joint_loss(rendered_digit, outputs)[0]) == pytest.approx(bce(1, 3.0), rel=1e-5)
+    assert float(joint_loss(non_digit, outputs)[0]) == pytest.approx(bce(0, 3.0) + all_against, rel=1e-5)
