@@ -22,8 +22,8 @@ def build_model(
     in: calibration divides them by a temperature at export); the rest are the digit detector's logits,
     trained against synthetic non-digits: one for "any digit", or one per class ("is this a good c?", the
     other classes among its negatives), of which the best speaks for the image (split_outputs).
-    The detector is its own sigmoid, not an 11th class, so a digit's class scores never compete with "not a
-    digit"; and its own dense layer, so the features the classes read are the classes' alone.
+    The detectors are sigmoids, not an 11th class, so a digit's class scores never compete with "not a
+    digit"; and have their own dense layer, so the features the classes read are the classes' alone.
     `detector_gradient` scales the detector's gradient into the shared conv layers (forward unchanged).
     """
     inputs = keras.Input(shape=mnist.INPUT_SHAPE, name=mnist.INPUT_KEY)
