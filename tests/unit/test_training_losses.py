@@ -14,24 +14,29 @@ def _logits(class_logits, detector_logit):
     return np.array([[*class_logits, detector_logit]], np.float32)
 
 
-def test_joint_loss_trains_classes_on_mnist_digits_only():
-    from training.train import joint_loss
-
-    outputs = _logits([2.0, 0.5, *[0.0] * 8], 1.5)
+def _targets():
+    """Targets of an MNIST 1, a rendered digit (no class) and a non-digit, as make_dataset writes them."""
     mnist_digit = np.eye(11, dtype=np.float32)[[1]]
     mnist_digit[0, mnist.NUM_CLASSES] = 1.0
     rendered_digit = np.zeros((1, 11), np.float32)
     rendered_digit[0, mnist.NUM_CLASSES] = 1.0
-    non_digit = np.zeros((1, 11), np.float32)
+    return mnist_digit, rendered_digit, np.zeros((1, 11), np.float32)
 
-    def bce(target, logit):
-        p = 1 / (1 + np.exp(-logit))
-        return -(target * np.log(p) + (1 - target) * np.log(1 - p))
 
+def _bce(target, logit):
+    p = 1 / (1 + np.exp(-np.asarray(logit, np.float64)))
+    return -(target * np.log(p) + (1 - target) * np.log(1 - p))
+
+
+def test_joint_loss_trains_classes_on_mnist_digits_only():
+    from training.train import joint_loss
+
+    outputs = _logits([2.0, 0.5, *[0.0] * 8], 1.5)
+    mnist_digit, rendered_digit, non_digit = _targets()
     class_ce = -np.log(np.exp(0.5) / np.exp(outputs[0, :10]).sum())
-    assert float(joint_loss(mnist_digit, outputs)[0]) == pytest.approx(class_ce + bce(1, 1.5), rel=1e-5)
-    assert float(joint_loss(rendered_digit, outputs)[0]) == pytest.approx(bce(1, 1.5), rel=1e-5)
-    assert float(joint_loss(non_digit, outputs)[0]) == pytest.approx(bce(0, 1.5), rel=1e-5)
+    assert float(joint_loss(mnist_digit, outputs)[0]) == pytest.approx(class_ce + _bce(1, 1.5), rel=1e-5)
+    assert float(joint_loss(rendered_digit, outputs)[0]) == pytest.approx(_bce(1, 1.5), rel=1e-5)
+    assert float(joint_loss(non_digit, outputs)[0]) == pytest.approx(_bce(0, 1.5), rel=1e-5)
 
 
 def test_batches_carry_non_digits_and_rendered_digits_with_their_targets():
@@ -73,22 +78,13 @@ def test_class_detectors_score_the_best_class_and_learn_each_class_against_the_r
     outputs = np.array([[2.0, 0.5, *[0.0] * 8, -1.0, 3.0, *[-2.0] * 8]], np.float32)
     _, detector = split_outputs(outputs)
     assert float(detector[0]) == pytest.approx(3.0)  # the best class detector speaks for the image
-    mnist_digit = np.eye(11, dtype=np.float32)[[1]]
-    mnist_digit[0, mnist.NUM_CLASSES] = 1.0
-    rendered_digit = np.zeros((1, 11), np.float32)
-    rendered_digit[0, mnist.NUM_CLASSES] = 1.0
-    non_digit = np.zeros((1, 11), np.float32)
-
-    def bce(target, logit):
-        p = 1 / (1 + np.exp(-np.asarray(logit, np.float64)))
-        return -(target * np.log(p) + (1 - target) * np.log(1 - p))
-
+    mnist_digit, rendered_digit, non_digit = _targets()
     detectors = outputs[0, 10:]
     class_ce = -np.log(np.exp(0.5) / np.exp(outputs[0, :10]).sum())
-    one_vs_rest = bce(np.eye(10)[1], detectors).mean()
-    all_against = bce(np.zeros(10), detectors).mean()
+    one_vs_rest = _bce(np.eye(10)[1], detectors).mean()
+    all_against = _bce(np.zeros(10), detectors).mean()
     assert float(joint_loss(mnist_digit, outputs)[0]) == pytest.approx(
-        class_ce + bce(1, 3.0) + one_vs_rest, rel=1e-5
+        class_ce + _bce(1, 3.0) + one_vs_rest, rel=1e-5
     )
-    assert float(joint_loss(rendered_digit, outputs)[0]) == pytest.approx(bce(1, 3.0), rel=1e-5)
-    assert float(joint_loss(non_digit, outputs)[0]) == pytest.approx(bce(0, 3.0) + all_against, rel=1e-5)
+    assert float(joint_loss(rendered_digit, outputs)[0]) == pytest.approx(_bce(1, 3.0), rel=1e-5)
+    assert float(joint_loss(non_digit, outputs)[0]) == pytest.approx(_bce(0, 3.0) + all_against, rel=1e-5)
