@@ -73,6 +73,11 @@ def split_outputs(outputs):
     return outputs[:, : mnist.NUM_CLASSES], keras.ops.max(outputs[:, mnist.NUM_CLASSES :], axis=-1)
 
 
+def has_class_detectors(model: keras.Model) -> bool:
+    """Whether the model's detector has a logit per class (split_outputs' layout), not one for any digit."""
+    return model.output_shape[-1] > mnist.NUM_CLASSES + 1
+
+
 def build_augmenter(rotation_deg: float, shift: float, zoom: float, seed: int) -> keras.Sequential:
     """Random rotation, shift and zoom; the frame fills with black, never with mirrored strokes."""
     return keras.Sequential(

@@ -235,6 +235,7 @@ def calibrate_and_judge(model, validation, tuning: dict, outliers):
     """
     from training.calibration import fit_temperature
     from training.judgement import rejected_share, tune_threshold
+    from training.model import has_class_detectors
 
     validation_logits, validation_detector = predict_logits(model, validation.images)
     temperature = fit_temperature(validation_logits, validation.labels) if len(validation.images) else 1.0
@@ -249,15 +250,14 @@ def calibrate_and_judge(model, validation, tuning: dict, outliers):
     digit_sets |= {name: detector_logits(images) for name, images in tuning.items()}
     judge = tune_threshold({name: (d, FALSE_REJECT_BUDGET[name]) for name, d in digit_sets.items() if len(d)})
     outlier_logits = detector_logits(outliers)
-    per_class = model.output_shape[-1] > mnist.NUM_CLASSES + 1
+    sigmoids = (
+        "a sigmoid per class, each trained against the other classes too; the best one scores the image"
+        if has_class_detectors(model)
+        else "a sigmoid"
+    )
     section = {
-        "score": "the CNN's detector head (its own dense layer on the shared conv features, "
-        + (
-            "a sigmoid per class, each trained against the other classes too; the best one scores the image, "
-            if per_class
-            else "a sigmoid, "
-        )
-        + "trained on MNIST and rendered digits against synthetic non-digits and transformed MNIST digits: "
+        "score": f"the CNN's detector head (its own dense layer on the shared conv features, {sigmoids}, "
+        "trained on MNIST and rendered digits against synthetic non-digits and transformed MNIST digits: "
         "training/synthetic.py, training/transformed.py)",
         "digit_score": "sigmoid(detector_logit - threshold): 0.5 at the threshold, higher = more digit-like",
         "is_digit": f"digit_score >= {mnist.DIGIT_SCORE_CUT}",
