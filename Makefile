@@ -89,6 +89,7 @@ base-image: ## Build the Dockerfiles' python base image from Debian (hosts witho
 bench: $(STAMP) ## Benchmarks: model server (gRPC/REST/in-process), gateway vs the seed design
 	$(PY) -m bench.model_server
 	$(PY) -m bench.gateway
+	$(PY) -m bench.training_step
 
 compare: data ## Standard vs enhanced preprocessing through the gateway -> reports/confidence_comparison.*
 	$(PY) -m tools.compare_preprocessing

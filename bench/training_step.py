@@ -1,0 +1,91 @@
+"""make bench: the CNN's train step with the fused batch norm against Keras' own, in one run.
+
+Builds today's CNN twice, one with training/model.py's FusedBatchNormalization in its conv blocks and one
+with keras.layers.BatchNormalization (the baseline), and times full train steps (forward, joint loss,
+backward, Adam) on the same batch of 128 digits plus OUTLIER_BATCH_SHARE extras, in interleaved rounds
+so that both meet the same machine. Prints ms per step, the median of the rounds, and what an epoch costs.
+Usage: python -m bench.training_step [--rounds 3] [--steps 40] [--precision mixed_bfloat16]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from contract import mnist  # noqa: E402 - after the log level is set, before TensorFlow loads
+from training.train import DEFAULTS, OUTLIER_BATCH_SHARE  # noqa: E402
+
+EPOCH_DIGITS = 55_000  # MNIST's training split less the validation split
+
+
+def batches(batch_size: int):
+    """One repeated batch of random images with targets of make_dataset's shape."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    n = batch_size + round(batch_size * OUTLIER_BATCH_SHARE)
+    images = rng.random((n, *mnist.INPUT_SHAPE), np.float32)
+    targets = np.zeros((n, mnist.NUM_CLASSES + 1), np.float32)
+    targets[:batch_size, :] = np.eye(mnist.NUM_CLASSES + 1, dtype=np.float32)[rng.integers(0, 10, batch_size)]
+    targets[:batch_size, mnist.NUM_CLASSES] = 1.0
+    return tf.data.Dataset.from_tensors((images, targets)).repeat()
+
+
+def step_ms(fused: bool, data, steps: int) -> float:
+    """Mean wall time of `steps` train steps of a freshly compiled CNN, after a few unmeasured ones."""
+    import keras
+
+    from training.model import build_model
+    from training.train import joint_loss
+
+    model = build_model(
+        DEFAULTS["dropout"],
+        DEFAULTS["dense_units"],
+        DEFAULTS["detector_units"],
+        DEFAULTS["detector_gradient"],
+        DEFAULTS["class_detectors"],
+        fused_batch_norm=fused,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(DEFAULTS["learning_rate"]), loss=joint_loss)
+    model.fit(data, steps_per_epoch=5, epochs=1, verbose=0, shuffle=False)
+    start = time.perf_counter()
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    return 1000 * (time.perf_counter() - start) / steps
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of both variants")
+    parser.add_argument("--steps", type=int, default=40, help="measured train steps per variant and round")
+    parser.add_argument("--precision", default=DEFAULTS["precision"], help="Keras dtype policy to train in")
+    args = parser.parse_args()
+    if args.rounds < 1 or args.steps < 1:
+        parser.error("--rounds and --steps must be at least 1")
+    import keras
+
+    keras.mixed_precision.set_global_policy(args.precision)
+    data = batches(DEFAULTS["batch_size"])
+    times = {"Keras BatchNormalization (baseline)": [], "FusedBatchNormalization": []}
+    for _ in range(args.rounds):
+        for name, fused in zip(times, (False, True), strict=True):
+            times[name].append(step_ms(fused, data, args.steps))
+    steps_per_epoch = -(-EPOCH_DIGITS // DEFAULTS["batch_size"])
+    batch = DEFAULTS["batch_size"]
+    print(f"train step of the CNN, batch {batch} + extras, {args.precision}, cpus: {os.cpu_count()}")
+    print(f"{'batch norm in the conv blocks':<38} {'ms/step':>8} {'rounds':>22} {'epoch s':>8}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        rounds = " ".join(f"{v:.0f}" for v in values)
+        print(f"{name:<38} {median:>8.0f} {rounds:>22} {median * steps_per_epoch / 1000:>8.0f}")
+    baseline, fused = (statistics.median(v) for v in times.values())
+    print(f"fused batch norm: {baseline / fused:.2f}x the baseline's steps per second")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
