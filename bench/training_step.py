@@ -3,7 +3,7 @@
 Builds today's CNN twice, one with training/model.py's FusedBatchNormalization in its conv blocks and one
 with keras.layers.BatchNormalization (the baseline), and times full train steps (forward, joint loss,
 backward, Adam) on the same batch of 128 digits plus OUTLIER_BATCH_SHARE extras, in interleaved rounds
-so that both meet the same machine. Prints ms per step, the median of the rounds, and what an epoch costs.
+so that both meet the same machine. Prints ms per step: the median of the rounds, and each round.
 Usage: python -m bench.training_step [--rounds 3] [--steps 40] [--precision mixed_bfloat16]
 """
 
@@ -19,8 +19,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from contract import mnist  # noqa: E402 - after the log level is set, before TensorFlow loads
 from training.train import DEFAULTS, OUTLIER_BATCH_SHARE  # noqa: E402
-
-EPOCH_DIGITS = 55_000  # MNIST's training split less the validation split
 
 
 def batches(batch_size: int):
@@ -74,14 +72,13 @@ def main() -> int:
     for _ in range(args.rounds):
         for name, fused in zip(times, (False, True), strict=True):
             times[name].append(step_ms(fused, data, args.steps))
-    steps_per_epoch = -(-EPOCH_DIGITS // DEFAULTS["batch_size"])
     batch = DEFAULTS["batch_size"]
     print(f"train step of the CNN, batch {batch} + extras, {args.precision}, cpus: {os.cpu_count()}")
-    print(f"{'batch norm in the conv blocks':<38} {'ms/step':>8} {'rounds':>22} {'epoch s':>8}")
+    print(f"{'batch norm in the conv blocks':<38} {'ms/step':>8} {'rounds':>22}")
     for name, values in times.items():
         median = statistics.median(values)
         rounds = " ".join(f"{v:.0f}" for v in values)
-        print(f"{name:<38} {median:>8.0f} {rounds:>22} {median * steps_per_epoch / 1000:>8.0f}")
+        print(f"{name:<38} {median:>8.0f} {rounds:>22}")
     baseline, fused = (statistics.median(v) for v in times.values())
     print(f"fused batch norm: {baseline / fused:.2f}x the baseline's steps per second")
     return 0
