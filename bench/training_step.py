@@ -2,7 +2,7 @@
 
 Builds today's CNN twice, one with training/model.py's FusedBatchNormalization in its conv blocks and one
 with keras.layers.BatchNormalization (the baseline), and times full train steps (forward, joint loss,
-backward, Adam) on the same batch of 128 digits plus OUTLIER_BATCH_SHARE extras, in interleaved rounds
+backward, Adam) on one batch from make_dataset, 128 digits and their extras, in interleaved rounds
 so that both meet the same machine. Prints ms per step: the median of the rounds, and each round.
 Usage: python -m bench.training_step [--rounds 3] [--steps 40] [--precision mixed_bfloat16]
 """
@@ -12,43 +12,32 @@ import os
 import statistics
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from contract import mnist  # noqa: E402 - after the log level is set, before TensorFlow loads
-from training.train import DEFAULTS, OUTLIER_BATCH_SHARE  # noqa: E402
+from training.train import DEFAULTS, joint_loss, make_dataset, model_for  # noqa: E402
 
 
 def batches(batch_size: int):
-    """One repeated batch of random images with targets of make_dataset's shape."""
-    import tensorflow as tf
-
+    """One batch of random digits and extras from make_dataset (training's own targets), repeated."""
     rng = np.random.default_rng(0)
-    n = batch_size + round(batch_size * OUTLIER_BATCH_SHARE)
-    images = rng.random((n, *mnist.INPUT_SHAPE), np.float32)
-    targets = np.zeros((n, mnist.NUM_CLASSES + 1), np.float32)
-    targets[:batch_size, :] = np.eye(mnist.NUM_CLASSES + 1, dtype=np.float32)[rng.integers(0, 10, batch_size)]
-    targets[:batch_size, mnist.NUM_CLASSES] = 1.0
-    return tf.data.Dataset.from_tensors((images, targets)).repeat()
+    images = rng.integers(0, 256, (batch_size, *mnist.INPUT_SHAPE[:2]), dtype=np.uint8)
+    labels = rng.integers(0, mnist.NUM_CLASSES, batch_size)
+    extras = rng.random((batch_size, *mnist.INPUT_SHAPE[:2]), dtype=np.float32)
+    half = batch_size // 2
+    data = make_dataset(images, labels, batch_size, 0, outliers=extras[:half], rendered=extras[half:])
+    return data.take(1).cache().repeat()
 
 
 def step_ms(fused: bool, data, steps: int) -> float:
     """Mean wall time of `steps` train steps of a freshly compiled CNN, after a few unmeasured ones."""
     import keras
 
-    from training.model import build_model
-    from training.train import joint_loss
-
-    model = build_model(
-        DEFAULTS["dropout"],
-        DEFAULTS["dense_units"],
-        DEFAULTS["detector_units"],
-        DEFAULTS["detector_gradient"],
-        DEFAULTS["class_detectors"],
-        fused_batch_norm=fused,
-    )
+    model = model_for(SimpleNamespace(**DEFAULTS), fused_batch_norm=fused)
     model.compile(optimizer=keras.optimizers.Adam(DEFAULTS["learning_rate"]), loss=joint_loss)
     model.fit(data, steps_per_epoch=5, epochs=1, verbose=0, shuffle=False)
     start = time.perf_counter()

@@ -191,8 +191,8 @@ def train(train_split, options: argparse.Namespace, outliers=None, rendered=None
     return float32_copy(model, options), history.history, validation
 
 
-def model_for(options):
-    """A new, untrained CNN of the options' shape."""
+def model_for(options, fused_batch_norm: bool = True):
+    """A new, untrained CNN of the options' shape (`fused_batch_norm`: see build_model)."""
     from training.model import build_model
 
     return build_model(
@@ -201,6 +201,7 @@ def model_for(options):
         options.detector_units,
         options.detector_gradient,
         options.class_detectors,
+        fused_batch_norm,
     )
 
 
