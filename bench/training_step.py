@@ -19,7 +19,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from contract import mnist  # noqa: E402 - after the log level is set, before TensorFlow loads
-from training.train import DEFAULTS, joint_loss, make_dataset, model_for  # noqa: E402
+from training.train import DEFAULTS, PRECISIONS, joint_loss, make_dataset, model_for  # noqa: E402
 
 
 def batches(batch_size: int):
@@ -49,7 +49,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of both variants")
     parser.add_argument("--steps", type=int, default=40, help="measured train steps per variant and round")
-    parser.add_argument("--precision", default=DEFAULTS["precision"], help="Keras dtype policy to train in")
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default=DEFAULTS["precision"], help="Keras dtype policy"
+    )
     args = parser.parse_args()
     if args.rounds < 1 or args.steps < 1:
         parser.error("--rounds and --steps must be at least 1")

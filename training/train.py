@@ -38,6 +38,8 @@ DEFAULTS = {
     "precision": "mixed_bfloat16",
 }
 
+PRECISIONS = ("mixed_bfloat16", "float32")  # the Keras dtype policies training may compute in
+
 # Each mini-batch of MNIST digits comes with this share of synthetic images (training/synthetic.py):
 # non-digits (detector target 0) and digits drawn and printed as the gateway sees them (target 1; without
 # them the detector learns "MNIST's rendering" and calls printed digits non-digits). Neither trains the ten
@@ -411,7 +413,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
     p.add_argument(
         "--precision",
-        choices=("mixed_bfloat16", "float32"),
+        choices=PRECISIONS,
         default=DEFAULTS["precision"],
         help="compute precision of training (bfloat16 is ~2x faster on CPUs with AMX/AVX512-BF16; "
         "float32 elsewhere); the exported model is float32 either way",
