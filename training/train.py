@@ -31,7 +31,7 @@ DEFAULTS = {
     "zoom": 0.12,
     "validation_size": 5000,
     "seed": 42,
-    "outliers": 20000,
+    "outliers": 26000,
     "rendered_digits": 5000,
     "transformed_digits": 8000,
     "tuning_digits": 3000,
@@ -260,8 +260,9 @@ def calibrate_and_judge(model, validation, tuning: dict, outliers):
     )
     section = {
         "score": f"the CNN's detector head (its own dense layer on the shared conv features, {sigmoids}, "
-        "trained on MNIST and rendered digits against synthetic non-digits and transformed MNIST digits: "
-        "training/synthetic.py, training/transformed.py)",
+        "trained on MNIST and rendered digits against synthetic non-digits, among them fragments of "
+        "Chinese characters written with a pen, and transformed MNIST digits: training/synthetic.py, "
+        "training/hanzi.py, training/transformed.py)",
         "digit_score": "sigmoid(detector_logit - threshold): 0.5 at the threshold, higher = more digit-like",
         "is_digit": f"digit_score >= {mnist.DIGIT_SCORE_CUT}",
         "threshold_logit": round(judge.threshold, 6),

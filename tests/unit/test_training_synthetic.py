@@ -226,3 +226,28 @@ def test_cli_refuses_a_count_below_one(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         synthetic.main(["--out", str(tmp_path), "--count", "0"])
     assert exit_info.value.code == 2
+
+
+def test_fragments_are_like_no_training_digit_and_no_held_out_character():
+    fragments = non_digit_kind("fragments", 60, seed=5)
+    assert synthetic.likeness(fragments, synthetic.training_digit_rows()).max() < synthetic.MNIST_LIKENESS_MAX
+    assert synthetic.likeness(fragments, synthetic.held_out_rows()).max() < synthetic.HELD_OUT_LIKENESS_MAX
+
+
+def test_the_fragment_filters_bite():
+    """Unfiltered, some pen strokes do look like a digit or a held-out character: the filters drop them."""
+    rng = np.random.default_rng(0)
+    views = np.array([gateway_view(synthetic._fragment_image(rng)) for _ in range(300)])
+    views = views[[view is not None for view in views]].astype(np.float32)
+    assert (synthetic.likeness(views, synthetic.training_digit_rows()) >= synthetic.MNIST_LIKENESS_MAX).any()
+    assert (synthetic.likeness(views, synthetic.held_out_rows()) >= synthetic.HELD_OUT_LIKENESS_MAX).any()
+
+
+def test_almost_every_validation_digit_has_a_training_digit_as_alike_as_the_cut():
+    """The cut's meaning: a kept fragment is farther from every training digit than ~99 % of digits are."""
+    from training.dataset import DEFAULT_DATA_DIR, load_mnist
+
+    train, _ = load_mnist(DEFAULT_DATA_DIR)
+    validation = train.images[:1000] / 255.0
+    alike = synthetic.likeness(validation, synthetic.training_digit_rows()) >= synthetic.MNIST_LIKENESS_MAX
+    assert alike.mean() >= 0.98
