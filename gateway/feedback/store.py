@@ -170,13 +170,14 @@ def _upgrade(engine: Engine, config: Config, lock_key: int | None = None) -> Non
 
 @contextmanager
 def storage_errors():
-    """Turn an unreachable or failing database into a 503 storage_unavailable (the transaction rolled back).
+    """Turn an unreachable or failing database (or a SQLite file that cannot be made) into a 503.
 
+    The transaction has rolled back by then.
     Integrity errors are not caught: fields are validated before the insert, so one is a bug (a 500).
     """
     try:
         yield
-    except (sa.exc.OperationalError, sa.exc.InterfaceError) as error:
+    except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError) as error:
         raise StorageUnavailable(
             "the feedback database could not take the request; nothing was stored"
         ) from error
