@@ -202,3 +202,13 @@ def test_concurrent_posts_are_all_stored(app):
     assert stored == threads * per_thread == len(stored_rows(app))
     assert app.test_client().get("/v1/feedback/stats").get_json()["total"] == stored
     print(f"\nsqlite through the app: {stored} posts from {threads} threads, {stored / seconds:.0f}/s")
+
+
+def test_openapi_documents_both_feedback_paths(client):
+    paths = client.get("/openapi.json").get_json()["paths"]
+    post = paths["/v1/feedback"]["post"]
+    assert set(post["responses"]) >= {"201", "400", "413", "415", "422", "503"}
+    schema = post["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert schema["required"] == ["image", "label"] and schema["properties"]["label"]["maximum"] == 9
+    assert "200" in paths["/v1/feedback/stats"]["get"]["responses"]
+    assert "/v1/feedback" in client.get("/docs").get_data(as_text=True)
