@@ -10,6 +10,8 @@ from gateway.client import ServingClient, create_client
 from gateway.config import GatewayConfig
 from gateway.docs import docs
 from gateway.errors import register_error_handlers
+from gateway.feedback.api import feedback_api
+from gateway.feedback.store import FeedbackStore, create_feedback_engine
 from gateway.metrics import GatewayMetrics
 from gateway.ops import ops
 from gateway.routing import Router, RoutingFile
@@ -45,8 +47,11 @@ def create_app(config: GatewayConfig | None = None, serving_client: ServingClien
     app.json.sort_keys = False
     app.extensions["gateway.service"] = PredictionService(config, client, router, metrics)
     app.extensions["gateway.metrics"] = metrics
+    # The engine connects (and migrates the schema) on the first feedback request, in the worker.
+    app.extensions["gateway.feedback"] = FeedbackStore(create_feedback_engine(config.feedback_database))
 
     app.register_blueprint(api)
+    app.register_blueprint(feedback_api)
     app.register_blueprint(ops)
     app.register_blueprint(docs)
     register_error_handlers(app)

@@ -4,6 +4,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+from contract.feedback import DEFAULT_FEEDBACK_DATABASE
 from contract.mnist import MODEL_NAME, STABLE_LABEL
 from contract.state import ROUTING_FILE, STATE_DIR
 
@@ -34,6 +35,9 @@ class GatewayConfig:
     routing_file: str = f"{STATE_DIR}/{ROUTING_FILE}"  # the live state the lifecycle writes
     label_cache_s: float = 1.0
     retry_after_s: int = 1
+    # Where corrections (POST /v1/feedback) go: a SQLAlchemy URL, e.g. postgresql://user@host/db for
+    # several replicas; empty = a SQLite file under data/.
+    feedback_database_url: str = ""
 
     def __post_init__(self):
         if self.transport not in TRANSPORTS:
@@ -62,6 +66,11 @@ class GatewayConfig:
     def rest_url(self) -> str:
         """Base URL of the model server's REST API."""
         return f"http://{self.serving_host}:{self.rest_port}"
+
+    @property
+    def feedback_database(self) -> str:
+        """The feedback database URL: FEEDBACK_DATABASE_URL, else the SQLite file under data/."""
+        return self.feedback_database_url or f"sqlite:///{DEFAULT_FEEDBACK_DATABASE}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "GatewayConfig":
@@ -100,4 +109,5 @@ ENV_VARS = {
     "ROUTING_FILE": "routing_file",
     "LABEL_CACHE_S": "label_cache_s",
     "RETRY_AFTER_S": "retry_after_s",
+    "FEEDBACK_DATABASE_URL": "feedback_database_url",
 }

@@ -11,6 +11,7 @@ from contract.mnist import (
     EXPLAIN_METHOD,
     EXPLAIN_SIGNATURE_NAME,
     EXPLAIN_STEPS,
+    NUM_CLASSES,
     PREPROCESSING_MODES,
 )
 from gateway.heatmap import UPSCALE
@@ -82,6 +83,65 @@ _ERRORS = {
     "503": "Model server unavailable (Retry-After header set)",
     "504": "Model server timed out",
 }
+
+
+_DIGIT = {"type": "integer", "minimum": 0, "maximum": NUM_CLASSES - 1}
+_FEEDBACK_FIELDS = {
+    "label": _DIGIT | {"description": "the digit the image really shows (required)"},
+    "predicted": _DIGIT | {"description": "the digit the gateway answered"},
+    "version": {"type": "integer", "minimum": 1, "description": "the model version that answered"},
+    "preprocessing": {
+        "type": "string",
+        "enum": list(PREPROCESSING_MODES),
+        "default": DEFAULT_PREPROCESSING,
+        "description": "the mode of the reply the user saw; the stored model input is made with it",
+    },
+}
+_FEEDBACK_RECORD = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"},
+        **_FEEDBACK_FIELDS,
+        "held_out": {"type": "boolean", "description": "kept out of retraining (contract/feedback.py)"},
+    },
+}
+_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
+_FEEDBACK_STATS = {
+    "type": "object",
+    "properties": {
+        "total": {"type": "integer"},
+        "by_label": _COUNTS | {"description": "all ten digits, zeros included"},
+        "by_version": _COUNTS | {"description": "served version -> count (records with a version)"},
+        "version_unknown": {"type": "integer", "description": "records sent without a version"},
+        "held_out": {"type": "integer"},
+        "held_out_share": {"type": "number"},
+        "trained_on": _COUNTS | {"description": "model version -> records it was trained on"},
+    },
+}
+
+
+def _feedback_body() -> dict:
+    """multipart `image` + fields, or JSON base64 `image` + fields; a raw image body takes them as query."""
+    return {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["image", "label"],
+                "properties": {"image": {"type": "string", "format": "binary"}, **_FEEDBACK_FIELDS},
+            }
+        },
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["image", "label"],
+                "properties": {
+                    "image": {"type": "string", "description": "base64 image; a data: URL prefix is allowed"},
+                    **_FEEDBACK_FIELDS,
+                },
+            }
+        },
+    }
 
 
 def _error_responses() -> dict:
@@ -208,6 +268,39 @@ def openapi_spec(max_batch: int) -> dict:
                             },
                         },
                         **_error_responses(),
+                    },
+                }
+            },
+            "/v1/feedback": {
+                "post": {
+                    "summary": "Store a correction: an image (as for /v1/predict) and the digit it really is",
+                    "requestBody": {"required": True, "content": _feedback_body()},
+                    "responses": {
+                        "201": {
+                            "description": "Stored (one transaction); the record without its image bytes",
+                            "content": {"application/json": {"schema": _FEEDBACK_RECORD}},
+                        },
+                        **{
+                            code: response
+                            for code, response in _error_responses().items()
+                            if code in ("400", "413", "415", "422")
+                        },
+                        "503": {
+                            "description": "Feedback database unavailable; nothing stored (Retry-After)",
+                            "content": {"application/json": {"schema": _ERROR}},
+                        },
+                    },
+                }
+            },
+            "/v1/feedback/stats": {
+                "get": {
+                    "summary": "Corrections stored: by label, by served version, held out, trained on",
+                    "responses": {
+                        "200": {
+                            "description": "Counts",
+                            "content": {"application/json": {"schema": _FEEDBACK_STATS}},
+                        },
+                        "503": {"description": "The feedback database is unavailable"},
                     },
                 }
             },

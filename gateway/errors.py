@@ -135,6 +135,12 @@ class UpstreamUnavailable(UpstreamError):
     status, code = 503, "upstream_unavailable"
 
 
+class StorageUnavailable(GatewayError):
+    """The feedback database cannot be reached or failed the write; nothing was stored."""
+
+    status, code = 503, "storage_unavailable"
+
+
 class UpstreamTimeout(UpstreamError):
     """The model server did not answer before the deadline."""
 

@@ -133,18 +133,9 @@ def body_kind(request: Request) -> str:
 
 def parse_options(request: Request, body: dict | None) -> Options:
     """Options from the query string, multipart form fields and JSON fields (JSON wins), validated (400)."""
-    form = request.form if request.mimetype == "multipart/form-data" else {}
-    raw: dict[str, object] = {}
-    for source in (request.args, form):
-        for name in OPTION_NAMES:
-            if name in source:
-                raw[name] = source[name]
-    if body is not None:
-        raw.update({name: body[name] for name in OPTION_NAMES if name in body and body[name] is not None})
-    preprocessing = raw.get("preprocessing", DEFAULT_PREPROCESSING)
-    if not isinstance(preprocessing, str) or preprocessing.lower() not in PREPROCESSING_MODES:
-        raise BadRequest(f"preprocessing must be one of {list(PREPROCESSING_MODES)}", code="bad_option")
-    version = _parse_version(raw.get("version"))
+    raw = request_fields(request, body, OPTION_NAMES)
+    preprocessing = parse_preprocessing(raw.get("preprocessing"))
+    version = parse_version(raw.get("version"))
     label = raw.get("label")
     if label is not None and (not isinstance(label, str) or not LABEL_PATTERN.match(label)):
         raise BadRequest("label must be 1-128 letters, digits, '_', '.' or '-'", code="bad_option")
@@ -153,10 +144,33 @@ def parse_options(request: Request, body: dict | None) -> Options:
     flags = {name: _parse_bool(raw.get(name, False), name) for name in FLAG_NAMES}
     if flags["explain_values"] and not flags["explain"]:
         raise BadRequest("explain_values needs explain=true", code="bad_option")
-    return Options(preprocessing=preprocessing.lower(), version=version, label=label, **flags)
+    return Options(preprocessing=preprocessing, version=version, label=label, **flags)
 
 
-def _parse_version(value: object) -> int | None:
+def request_fields(request: Request, body: dict | None, names: tuple[str, ...]) -> dict[str, object]:
+    """The fields `names` from the query string, multipart form and JSON body (JSON wins, then form)."""
+    form = request.form if request.mimetype == "multipart/form-data" else {}
+    raw: dict[str, object] = {}
+    for source in (request.args, form):
+        for name in names:
+            if name in source:
+                raw[name] = source[name]
+    if body is not None:
+        raw.update({name: body[name] for name in names if name in body and body[name] is not None})
+    return raw
+
+
+def parse_preprocessing(value: object) -> str:
+    """A preprocessing mode (any case); absent is the default; anything else is a 400 bad_option."""
+    if value is None:
+        return DEFAULT_PREPROCESSING
+    if not isinstance(value, str) or value.lower() not in PREPROCESSING_MODES:
+        raise BadRequest(f"preprocessing must be one of {list(PREPROCESSING_MODES)}", code="bad_option")
+    return value.lower()
+
+
+def parse_version(value: object) -> int | None:
+    """A model version: a positive integer (or its digits); absent or empty is None; else 400 bad_option."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -215,24 +229,36 @@ def _check_size(data: bytes, max_bytes: int) -> None:
 def single_input(request: Request, max_bytes: int, max_request_bytes: int) -> tuple[ImageInput, Options]:
     """The one image of POST /v1/predict and its options; 413 for a body over what one image takes."""
     limit_body(request, single_body_limit(max_bytes, max_request_bytes))
-    kind = body_kind(request)
-    if kind == "multipart":
-        storage = request.files.get("image")
-        if storage is None:
-            raise BadRequest("multipart body has no file field 'image'", code="missing_image")
-        return ImageInput(data=read_upload(storage, max_bytes)), parse_options(request, None)
-    if kind == "image":
-        data = request.get_data(cache=True)
-        if not data:
-            raise BadRequest("the request body is empty", code="empty_body")
-        _check_size(data, max_bytes)
-        return ImageInput(data=data), parse_options(request, None)
+    body = single_body(request)
+    options = parse_options(request, body)
+    return single_image(request, body, max_bytes), options
+
+
+def single_body(request: Request) -> dict | None:
+    """The JSON object of a one-image request (None for multipart and raw image bodies); 400/415 else."""
+    if body_kind(request) != "json":
+        return None
     body = read_json(request, PIXELS_JSON_BYTES)
     if not isinstance(body, dict):
         raise BadRequest(
             'JSON body must be an object: {"image": "<base64>"} or {"pixels": [[...]]}', code="bad_json_body"
         )
-    options = parse_options(request, body)
+    return body
+
+
+def single_image(request: Request, body: dict | None, max_bytes: int) -> ImageInput:
+    """The one image of a request whose JSON object (if any) `single_body` read."""
+    if body is None and request.mimetype == "multipart/form-data":
+        storage = request.files.get("image")
+        if storage is None:
+            raise BadRequest("multipart body has no file field 'image'", code="missing_image")
+        return ImageInput(data=read_upload(storage, max_bytes))
+    if body is None:
+        data = request.get_data(cache=True)
+        if not data:
+            raise BadRequest("the request body is empty", code="empty_body")
+        _check_size(data, max_bytes)
+        return ImageInput(data=data)
     has_image, has_pixels = body.get("image") is not None, body.get("pixels") is not None
     if has_image == has_pixels:
         raise BadRequest(
@@ -240,8 +266,8 @@ def single_input(request: Request, max_bytes: int, max_request_bytes: int) -> tu
             code="missing_image",
         )
     if has_image:
-        return ImageInput(data=decode_base64(body["image"], max_bytes)), options
-    return ImageInput(pixels=body["pixels"]), options
+        return ImageInput(data=decode_base64(body["image"], max_bytes))
+    return ImageInput(pixels=body["pixels"])
 
 
 def batch_inputs(

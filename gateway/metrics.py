@@ -67,6 +67,18 @@ class GatewayMetrics:
             ["reason", "version"],
             registry=registry,
         )
+        self.feedback_received = Counter(
+            "gateway_feedback_received_total",
+            "Corrections stored (POST /v1/feedback), by the digit the user said it is",
+            ["label"],
+            registry=registry,
+        )
+        self.feedback_rejected = Counter(
+            "gateway_feedback_rejected_total",
+            "Corrections refused, nothing stored, by error code",
+            ["code"],
+            registry=registry,
+        )
         self.model_version = Gauge(
             "gateway_model_version",
             "Model version that served the last prediction",

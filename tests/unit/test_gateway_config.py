@@ -35,6 +35,7 @@ def test_every_variable_is_read():
         "ROUTING_FILE": "/tmp/r.json",
         "LABEL_CACHE_S": "2",
         "RETRY_AFTER_S": "3",
+        "FEEDBACK_DATABASE_URL": "postgresql://fb@db/feedback",
     }
     assert set(environ) == set(ENV_VARS)
     config = GatewayConfig.from_env(environ)
@@ -49,6 +50,11 @@ def test_every_variable_is_read():
     assert (config.max_batch_size, config.default_label, config.routing_file) == (8, "prod", "/tmp/r.json")
     assert (config.label_cache_s, config.retry_after_s, config.upstream_backoff_s) == (2.0, 3, 0.01)
     assert config.grpc_target == "unix:/run/tfs/grpc.sock"
+    assert config.feedback_database == "postgresql://fb@db/feedback"
+
+
+def test_feedback_defaults_to_a_sqlite_file_under_data():
+    assert GatewayConfig.from_env({}).feedback_database == "sqlite:///data/feedback.sqlite3"
 
 
 def test_default_routing_file_is_the_live_state_one():

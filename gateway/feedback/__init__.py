@@ -1,0 +1,1 @@
+"""User corrections of the gateway's answers: parsing, storage (SQLAlchemy Core + Alembic) and the API."""
