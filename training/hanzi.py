@@ -11,8 +11,6 @@ people write, in compositions that are no digit.
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -22,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from training.dataset import sha256_of
+from training.fetch import FetchError, npm_pack
 
 NPM_PACKAGE = "hanzi-writer-data@2.0.1"
 TARBALL_SHA256 = "72baf3d82b114e60d6e40ea05f24d2262a05cd39d544e2f322ba2fceb7beff15"
@@ -32,23 +31,8 @@ LICENCE_FILE = "ARPHICPL.TXT"
 EM_UNITS, TOP_Y = 1024, 900
 
 
-class HanziFetchError(RuntimeError):
-    """Fetching or verifying the package failed; the message says what to do."""
-
-
-def _npm_pack(workdir: Path) -> Path:
-    """The package's tarball, packed by npm into `workdir`."""
-    if shutil.which("npm") is None:
-        raise HanziFetchError("`npm` not found: install Node.js/npm (Debian: apt-get install npm)")
-    result = subprocess.run(
-        ["npm", "pack", NPM_PACKAGE, "--silent", "--pack-destination", str(workdir)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise HanziFetchError(f"`npm pack {NPM_PACKAGE}` failed: {result.stderr.strip()[-300:]}")
-    return workdir / result.stdout.strip().splitlines()[-1]
+class HanziFetchError(FetchError):
+    """The package is not the pinned build, or lacks what training needs; the message says which."""
 
 
 def medians_from_tarball(tarball: Path) -> tuple[dict[str, list], bytes]:
@@ -76,7 +60,9 @@ def fetch(data_dir: Path = DEFAULT_HANZI_DIR) -> int:
     """Fetch, verify and write the medians file and the licence into `data_dir`; the character count."""
     data_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=data_dir, prefix=".fetch-") as tmp:
-        medians, licence = medians_from_tarball(_npm_pack(Path(tmp)))
+        medians, licence = medians_from_tarball(
+            npm_pack(NPM_PACKAGE, Path(tmp), "for example apt-get install npm")
+        )
         staged = Path(tmp) / MEDIANS_FILE
         staged.write_text(json.dumps(medians, ensure_ascii=False, separators=(",", ":")))
         (data_dir / LICENCE_FILE).write_bytes(licence)
@@ -108,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         count = fetch(args.data_dir)
-    except (HanziFetchError, OSError, KeyError, ValueError, tarfile.TarError) as exc:
+    except (FetchError, OSError, KeyError, ValueError, tarfile.TarError) as exc:
         print(f"make data: error: {exc}", file=sys.stderr)
         return 1
     print(f"{count} characters' stroke medians from {NPM_PACKAGE} into {args.data_dir}, SHA-256 verified")
