@@ -15,7 +15,7 @@ VERSION ?=
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help setup data train evaluate up down status logs promote rollback canary retire \
+.PHONY: help setup data train evaluate up down status logs promote rollback canary retire retrain \
         test test-unit test-integration test-e2e test-compose base-image lint format browser bench compare trust protos
 
 help: ## List the targets
@@ -35,6 +35,9 @@ data: $(STAMP) ## Fetch MNIST into data/mnist and the hanzi stroke medians into 
 
 train: data ## Train the CNN and export models/mnist/<N+1> (TRAIN_ARGS="--epochs 14 ...")
 	$(PY) -m training.train $(TRAIN_ARGS)
+
+retrain: data ## Fine-tune stable on MNIST + stored corrections, export models/mnist/<N+1> (PROMOTE=canary [PERCENT=P])
+	$(PY) -m training.retrain $(if $(PROMOTE),--promote $(PROMOTE)) $(if $(PERCENT),--canary-percent $(PERCENT)) $(RETRAIN_ARGS)
 
 evaluate: data ## Accuracy, calibration (ECE/NLL before-after) and reliability diagram -> reports/*_vN (VERSION=N)
 	$(PY) -m training.evaluate $(if $(VERSION),--version $(VERSION))

@@ -297,6 +297,10 @@ class Lifecycle:
         """The version the live `stable` label points at."""
         return self._load().entry.version_labels.get(mnist.STABLE_LABEL)
 
+    def gate_verdict(self, version: int) -> str:
+        """Why `version` may replace the live stable (LifecycleError naming the reason when it may not)."""
+        return self.check_promotion(self._load(), version)
+
     def check_promotion(self, live: _Live, version: int) -> str:
         """The gate's verdict on `version` against stable (LifecycleError when refused)."""
         stable = live.entry.version_labels.get(mnist.STABLE_LABEL)

@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import URL, Engine, make_url
 
-from contract.feedback import HELD_OUT_SHARE, input_bytes, is_held_out
+from contract.feedback import HELD_OUT_SHARE, input_bytes, input_from_bytes, is_held_out
 from contract.mnist import NUM_CLASSES
 from gateway.errors import StorageUnavailable
 from gateway.feedback.schema import feedback, trained_on
@@ -24,6 +24,18 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 PG_MIGRATION_LOCK_KEY = 0x6D6E6973_74666200  # "mnistfb\0"
 # How long a SQLite writer waits for another's lock (pysqlite's busy timeout) before failing.
 SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class StoredCorrection:
+    """One stored correction as retraining reads it: the model input the user corrected and its label."""
+
+    id: int
+    label: int
+    predicted: int | None
+    version: int | None
+    held_out: bool
+    model_input: np.ndarray  # 28x28 float32 in [0, 1]
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,32 @@ class FeedbackStore:
             "held_out_share": HELD_OUT_SHARE,
             "trained_on": {str(version): count for version, count in sorted(trained_rows)},
         }
+
+    def corrections(self) -> list[StoredCorrection]:
+        """Every stored correction in id order, uploads left out (retraining needs the model inputs)."""
+        self.ensure_schema()
+        columns = [feedback.c[name] for name in ("id", "label", "predicted", "version", "held_out")]
+        query = sa.select(*columns, feedback.c.model_input).order_by(feedback.c.id)
+        with storage_errors(), self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            StoredCorrection(
+                row.id, row.label, row.predicted, row.version, row.held_out, input_from_bytes(row.model_input)
+            )
+            for row in rows
+        ]
+
+    def record_training(self, model_version: int, feedback_ids: list[int]) -> None:
+        """Record that `model_version` was trained on exactly these records (the stats' `trained_on`).
+
+        One transaction, replacing what an earlier export of the same number (since deleted) recorded.
+        """
+        self.ensure_schema()
+        rows = [{"model_version": model_version, "feedback_id": record_id} for record_id in feedback_ids]
+        with storage_errors(), self.engine.begin() as connection:
+            connection.execute(trained_on.delete().where(trained_on.c.model_version == model_version))
+            if rows:
+                connection.execute(trained_on.insert(), rows)
 
     def ensure_schema(self) -> None:
         """Upgrade the database to the newest migration once per process, one migrator at a time."""

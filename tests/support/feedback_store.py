@@ -105,13 +105,30 @@ class StoreContract:
 
     def test_trained_on_counts_per_model_version(self, store):
         ids = [store.add(correction(seed))["id"] for seed in range(3)]
-        with store.engine.begin() as connection:
-            connection.execute(
-                trained_on.insert(),
-                [{"model_version": 4, "feedback_id": i} for i in ids]
-                + [{"model_version": 5, "feedback_id": ids[0]}],
-            )
+        store.record_training(4, ids)
+        store.record_training(5, ids[:1])
+        store.record_training(6, [])
         assert store.stats()["trained_on"] == {"4": 3, "5": 1}
+        store.record_training(5, ids[1:])  # version 5 exported anew: its list is replaced, not merged
+        assert store.stats()["trained_on"] == {"4": 3, "5": 2}
+        with store.engine.connect() as connection:
+            assert connection.execute(sa.select(sa.func.count()).select_from(trained_on)).scalar_one() == 5
+
+    def test_corrections_read_back_exactly_in_id_order(self, store):
+        added = [
+            store.add(correction(seed, label=seed % 10, version=None if seed == 2 else 3))
+            for seed in range(5)
+        ]
+        read = store.corrections()
+        assert [c.id for c in read] == [record["id"] for record in added]
+        for stored, record, seed in zip(read, added, range(5), strict=True):
+            assert (stored.label, stored.predicted, stored.version) == (
+                record["label"],
+                record["predicted"],
+                record["version"],
+            )
+            assert stored.held_out == record["held_out"]
+            np.testing.assert_array_equal(stored.model_input, correction(seed).model_input)
 
     def test_held_out_share_is_near_the_share_and_matches_the_rule(self, store):
         records = [store.add(correction(seed)) for seed in range(300)]

@@ -88,10 +88,66 @@ def test_card_without_a_full_measurement_is_refused(broken):
 
 
 def test_gate_rules_from_env():
-    assert gate.GateRules.from_env({}) == gate.GateRules(0.99, 0)
+    assert gate.GateRules.from_env({}) == gate.GateRules(0.99, 0, 0.005)
     assert gate.GateRules.from_env({"PROMOTE_MAX_EXTRA_ERRORS": "3"}).max_extra_errors == 3
-    with pytest.raises(ValueError):
-        gate.GateRules.from_env({"PROMOTE_MAX_EXTRA_ERRORS": "-1"})
+    assert gate.GateRules.from_env({"PROMOTE_MAX_CLASS_DROP": "0.01"}).max_class_drop == 0.01
+    for bad in ({"PROMOTE_MAX_EXTRA_ERRORS": "-1"}, {"PROMOTE_MAX_CLASS_DROP": "-0.1"}):
+        with pytest.raises(ValueError):
+            gate.GateRules.from_env(bad)
+
+
+def with_class_accuracy(result: dict, digit: int, accuracy: float) -> dict:
+    result["per_class_accuracy"] = {**result["per_class_accuracy"], str(digit): accuracy}
+    return result
+
+
+@pytest.mark.parametrize(("drop", "passes"), [(0.004, True), (0.005, True), (0.006, False), (0.05, False)])
+def test_one_class_falling_beyond_the_margin_is_refused_by_name(drop, passes):
+    stable = card(40)
+    seven = stable["per_class_accuracy"]["7"]
+    # The total barely moves (a relabelled class): only the per-class check can see it.
+    candidate = with_class_accuracy(card(38), 7, seven - drop)
+    if passes:
+        assert "no class more than 0.5% below stable" in gate.check_promotion(candidate, 2, stable, 1)
+    else:
+        with pytest.raises(
+            gate.GateRefused, match=r"reads class 7 worse than stable version 1: .*PROMOTE_MAX_CLASS_DROP"
+        ):
+            gate.check_promotion(candidate, 2, stable, 1)
+
+
+def test_the_class_named_is_the_one_that_fell_most():
+    candidate = with_class_accuracy(with_class_accuracy(card(40), 3, 0.98), 8, 0.95)
+    with pytest.raises(gate.GateRefused, match="reads class 8 worse"):
+        gate.check_promotion(candidate, 2, card(40), 1)
+
+
+def retrained(from_version: int = 1, n: int = 50, before: int = 10, after: int = 45) -> dict:
+    held_out = {"n": n, "right_before": before, "right_after": after}
+    return card(40, retrained={"from_version": from_version, "held_out_corrections": held_out})
+
+
+def test_retrained_version_passes_when_held_out_corrections_improve():
+    verdict = gate.check_promotion(retrained(), 2, card(40), 1)
+    assert "held-out corrections 45/50 right against 10/50" in verdict
+
+
+@pytest.mark.parametrize(
+    ("candidate", "message"),
+    [
+        (
+            retrained(before=30, after=30),
+            "does not read more held-out corrections right .*30 of 50 against 30",
+        ),
+        (retrained(before=30, after=29), "29 of 50 against 30"),
+        (retrained(n=0, before=0, after=0), "there were none to measure on"),
+        (retrained(from_version=3), "retrained from version 3, but stable is version 1"),
+        (card(40, retrained={"from_version": 1}), "does not record its retraining's held-out corrections"),
+    ],
+)
+def test_retrained_version_is_refused_without_a_held_out_gain(candidate, message):
+    with pytest.raises(gate.GateRefused, match=message):
+        gate.check_promotion(candidate, 2, card(40), 1)
 
 
 # ----------------------------------------------------------------------------- policy edits
