@@ -109,7 +109,11 @@ class Compose:
         self.wait_healthy(timeout_s)
 
     def down(self) -> None:
-        """Remove the project's containers, networks and anonymous volumes (images and bind mounts stay)."""
-        result = self.run("down", "--volumes", "--remove-orphans")
+        """Remove the project's containers and networks; images, bind mounts and named volumes stay.
+
+        Not `--volumes`: that would also delete the named `feedback` volume, the users' corrections. No
+        Dockerfile here declares a VOLUME (a unit test checks), so no anonymous volume is left behind.
+        """
+        result = self.run("down", "--remove-orphans")
         if result.returncode != 0:
             raise ComposeError(f"`{' '.join(self.command('down'))}` failed (exit {result.returncode})")

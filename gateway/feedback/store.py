@@ -3,6 +3,7 @@
 import fcntl
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ import numpy as np
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from contract.feedback import HELD_OUT_SHARE, input_bytes, input_from_bytes, is_held_out
 from contract.mnist import NUM_CLASSES
@@ -174,36 +175,41 @@ class FeedbackStore:
 
 
 def upgrade(engine: Engine) -> None:
-    """Alembic upgrade to head, serialised across processes and replicas.
+    """Alembic upgrade to head, serialised across processes and replicas (see migration_connection)."""
+    with migration_connection(engine) as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = connection  # migrations/env.py migrates this connection
+        command.upgrade(config, "head")
+
+
+@contextmanager
+def migration_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that only one migrator at a time holds; the gateway and the CLI use it.
 
     PostgreSQL: a transaction-scoped advisory lock, so a second migrator waits, then sees head.
     SQLite: an exclusive lock on a file beside the database (its DDL is not transactional in pysqlite).
     """
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if engine.dialect.name == "sqlite":
         database = engine.url.database or ""
         if database in ("", ":memory:"):
-            _upgrade(engine, config)  # one connection's private database: nobody to race
+            with engine.begin() as connection:  # one connection's private database: nobody to race
+                yield connection
             return
         path = Path(database)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(f"{path}.migrate-lock", "a") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             try:
-                _upgrade(engine, config)
+                with engine.begin() as connection:
+                    yield connection
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
         return
-    _upgrade(engine, config, lock_key=PG_MIGRATION_LOCK_KEY if engine.dialect.name == "postgresql" else None)
-
-
-def _upgrade(engine: Engine, config: Config, lock_key: int | None = None) -> None:
     with engine.begin() as connection:
-        if lock_key is not None:
-            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key)))
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        if engine.dialect.name == "postgresql":
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(PG_MIGRATION_LOCK_KEY)))
+        yield connection
 
 
 @contextmanager

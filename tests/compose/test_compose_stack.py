@@ -1,17 +1,21 @@
-"""Compose for real: images built from their Dockerfiles, the stack healthy, a predict, a promote under
-traffic, and `make down` leaving nothing of the project behind.
+"""Compose for real: images built from their Dockerfiles, the stack healthy, a predict, corrections kept
+across a re-created gateway, a promote under traffic, and `make down` leaving nothing of the project
+behind but the feedback volume.
 
 The official tensorflow/serving image cannot be pulled here, so docker-compose.local-server.yml swaps in the
 local model server's image (serving/Dockerfile), started by the same entrypoint and flags.
 """
 
+import io
 import json
 import subprocess
 import time
 import urllib.request
 
+import numpy as np
 import pytest
 from gradio_client import Client
+from PIL import Image
 
 from stack.compose import Compose
 from tests.compose.conftest import PROJECT
@@ -68,7 +72,15 @@ def running_stack(base_image, stack_env):
         if project_objects("container"):
             print(compose.logs_tail(60))
         stack(stack_env, "down")
+        remove_volumes()  # `down` keeps named volumes (the corrections); this project's are the test's own
         print("\n".join(f"{name}: {value:.1f} s" for name, value in TIMINGS.items()))
+
+
+def remove_volumes() -> None:
+    """Delete the test project's volumes (never another project's)."""
+    volumes = project_objects("volume")
+    if volumes:
+        subprocess.run(["docker", "volume", "rm", *volumes], capture_output=True, check=True)
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +138,50 @@ def test_ui_reads_a_drawn_digit_through_the_gateway(running_stack, stack_env, tm
     assert shown_digit(digit_html) == 3
 
 
+def feedback_stats(stack_env: dict) -> dict:
+    """GET /v1/feedback/stats on the published gateway port."""
+    url = f"http://127.0.0.1:{stack_env['GATEWAY_PORT']}/v1/feedback/stats"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def post_correction(stack_env: dict, image: np.ndarray, label: int) -> dict:
+    """POST /v1/feedback with the image as a PNG body and the label in the query; the 201 record."""
+    png = io.BytesIO()
+    Image.fromarray(image).save(png, format="PNG")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{stack_env['GATEWAY_PORT']}/v1/feedback?label={label}",
+        data=png.getvalue(),
+        headers={"Content-Type": "image/png"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
+        return json.loads(response.read())
+
+
+def test_corrections_survive_recreating_the_gateway_container(running_stack, stack_env):
+    images = read_idx(REPO_ROOT / DEFAULT_DATA_DIR / "t10k-images-idx3-ubyte")[:2]
+    before = feedback_stats(stack_env)  # counts, not zero: a volume left by an aborted run still counts
+    record = post_correction(stack_env, images[0], label=7)  # the first write migrates, as UID 10001
+    assert feedback_stats(stack_env)["by_label"]["7"] == before["by_label"]["7"] + 1
+    old_container = running_stack.container_ids()["gateway"]
+
+    started = time.monotonic()
+    result = running_stack.run(
+        "up", "-d", "--no-deps", "--no-build", "--force-recreate", "gateway", capture=True
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    running_stack.wait_healthy()
+    TIMINGS["gateway re-created -> healthy"] = time.monotonic() - started
+    assert running_stack.container_ids()["gateway"] != old_container
+
+    after = feedback_stats(stack_env)
+    assert after["total"] == before["total"] + 1 and after["by_label"]["7"] == before["by_label"]["7"] + 1
+    # The new container writes to the same volume too, and ids go on from the kept records.
+    assert post_correction(stack_env, images[1], label=2)["id"] > record["id"]
+    assert feedback_stats(stack_env)["total"] == before["total"] + 2
+
+
 def test_promote_under_traffic_has_zero_failed_requests(running_stack, stack_env, workspace, digits):
     traffic = Traffic(f"http://127.0.0.1:{stack_env['GATEWAY_PORT']}", digits)
     traffic.start()
@@ -154,8 +210,11 @@ def test_promote_under_traffic_has_zero_failed_requests(running_stack, stack_env
     assert "stable" in labels[new] and "stable" not in labels[new - 1], labels
 
 
-def test_make_down_leaves_no_container_network_or_volume(running_stack, stack_env):
+def test_make_down_leaves_no_container_or_network_and_keeps_the_feedback_volume(running_stack, stack_env):
     down = stack(stack_env, "down")
     assert down.returncode == 0, down.stdout + down.stderr
-    for kind in ("container", "network", "volume"):
+    for kind in ("container", "network"):
         assert project_objects(kind) == [], f"{kind}s of {PROJECT} left after down"
+    assert project_objects("volume") == [f"{PROJECT}_feedback"]  # `volume ls -q` lists names
+    remove_volumes()
+    assert project_objects("volume") == []

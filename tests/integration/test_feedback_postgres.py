@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
 from gateway import create_app
 from gateway.config import GatewayConfig
 from gateway.feedback.store import FeedbackStore, create_feedback_engine, upgrade
 from tests.fixtures.digit_images import draw_digit, encode
 from tests.fixtures.gateway_fakes import FakeServingClient
-from tests.support.feedback_store import StoreContract, count_rows, post_concurrently
+from tests.support.feedback_store import StoreContract, cli_config, count_rows, post_concurrently
 from tests.support.postgres import postgres_server, unavailable_reason
 
 
@@ -77,3 +78,15 @@ def test_concurrent_posts_through_the_app_are_all_stored(database, tmp_path):
     assert app.test_client().get("/v1/feedback/stats").get_json()["total"] == stored
     print(f"\npostgresql through the app: {stored} posts from {threads} threads, {stored / seconds:.0f}/s")
     store.engine.dispose()
+
+
+def test_alembic_cli_migrates_postgres_from_feedback_database_url(database, monkeypatch):
+    monkeypatch.setenv("FEEDBACK_DATABASE_URL", database)  # a plain postgresql:// URL, as operators write it
+    config = cli_config()
+    command.upgrade(config, "head")
+    command.check(config)  # schema.py and the migrations agree on PostgreSQL too
+    engine = create_feedback_engine(database)
+    store = FeedbackStore(engine)
+    store.ensure_schema()  # the gateway finds it at head and upgrades nothing
+    assert store.stats()["total"] == 0
+    engine.dispose()

@@ -2,16 +2,25 @@
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 
 from contract.feedback import HELD_OUT_SHARE, STORED_INPUT_BYTES, input_from_bytes, is_held_out
 from gateway.feedback.schema import VERSION_TABLE, feedback, metadata, trained_on
 from gateway.feedback.store import Correction, FeedbackStore
+
+ALEMBIC_INI = Path(__file__).resolve().parents[2] / "gateway" / "feedback" / "alembic.ini"
+
+
+def cli_config() -> Config:
+    """The config `alembic -c gateway/feedback/alembic.ini` builds; logging stays pytest's."""
+    return Config(str(ALEMBIC_INI), attributes={"configure_logger": False})
 
 
 def correction(seed: int, label: int = 7, version: int | None = 2) -> Correction:

@@ -4,7 +4,7 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
@@ -13,6 +13,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 LOCAL_SERVER_OVERRIDE = REPO_ROOT / "docker-compose.local-server.yml"
 DOCKERFILES = sorted(REPO_ROOT.glob("*/Dockerfile"))
+GATEWAY_DOCKERFILE = REPO_ROOT / "gateway" / "Dockerfile"
 LONG_RUNNING = ("tfserving", "gateway", "ui")
 _DEFAULTED_VARIABLE = re.compile(r"\$\{(\w+):-([^}]*)\}")
 
@@ -85,7 +86,7 @@ def test_gateway_and_ui_bind_address_is_the_operators_choice():
 
 
 def test_no_top_level_name_so_docker_compose_1_29_runs_it(compose):
-    assert set(compose) == {"services"}
+    assert set(compose) == {"services", "volumes"}
 
 
 @pytest.mark.parametrize("name", LONG_RUNNING)
@@ -124,6 +125,54 @@ def test_live_state_is_mounted_read_only_where_the_flags_and_gateway_look(compos
     assert state_mount in services["tfserving"]["volumes"] and state_mount in services["gateway"]["volumes"]
     assert f"--model_config_file={CONTAINER_STATE_DIR}/{MODEL_CONFIG_FILE}" in read_flags()
     assert services["gateway"]["environment"]["ROUTING_FILE"] == f"{CONTAINER_STATE_DIR}/{ROUTING_FILE}"
+
+
+def _gateway_feedback_dir() -> PurePosixPath:
+    """Where the gateway image keeps the default feedback database: WORKDIR / contract's relative path."""
+    from contract.feedback import DEFAULT_FEEDBACK_DATABASE
+
+    (workdir,) = re.findall(r"^WORKDIR\s+(\S+)", GATEWAY_DOCKERFILE.read_text(), flags=re.MULTILINE)
+    assert not PurePosixPath(DEFAULT_FEEDBACK_DATABASE).is_absolute()
+    return PurePosixPath(workdir) / PurePosixPath(DEFAULT_FEEDBACK_DATABASE).parent
+
+
+def test_gateway_keeps_feedback_on_a_named_volume_where_the_default_database_lives(compose):
+    mounts = [v for v in compose["services"]["gateway"]["volumes"] if v.startswith("feedback:")]
+    assert mounts == [f"feedback:{_gateway_feedback_dir()}"]
+    assert "feedback" in compose["volumes"]
+
+
+def test_gateway_image_makes_the_feedback_dir_owned_by_its_user():
+    # A named volume copies the image directory's owner when first mounted: root-owned, nothing could write.
+    text = GATEWAY_DOCKERFILE.read_text()
+    user = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)[-1]
+    assert f"RUN install -d -o {user} -g {user} {_gateway_feedback_dir()}\n" in text
+
+
+def test_feedback_database_url_passes_through_and_empty_means_the_sqlite_default(compose):
+    from contract.feedback import DEFAULT_FEEDBACK_DATABASE
+    from gateway.config import GatewayConfig
+
+    assert "FEEDBACK_DATABASE_URL: ${FEEDBACK_DATABASE_URL:-}" in COMPOSE_FILE.read_text()
+    unset = compose["services"]["gateway"]["environment"]["FEEDBACK_DATABASE_URL"]
+    config = GatewayConfig.from_env({"FEEDBACK_DATABASE_URL": unset or ""})
+    assert config.feedback_database == f"sqlite:///{DEFAULT_FEEDBACK_DATABASE}"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_no_dockerfile_declares_a_volume_that_make_down_would_leave(dockerfile):
+    # `make down` runs `down` without --volumes (it keeps the feedback volume), so anonymous volumes stay.
+    assert not re.search(r"^VOLUME\b", dockerfile.read_text(), flags=re.MULTILINE | re.IGNORECASE)
+
+
+def test_make_down_keeps_named_volumes(tmp_path):
+    from stack.compose import Compose
+
+    seen = tmp_path / "argv"
+    fake_cli = [sys.executable, "-c", f"import sys; open({str(seen)!r}, 'w').write(' '.join(sys.argv[1:]))"]
+    Compose({"COMPOSE_PROJECT_NAME": "p"}, cli=fake_cli).down()
+    argv = seen.read_text().split()
+    assert argv[:3] == ["-p", "p", "down"] and "--volumes" not in argv and "-v" not in argv
 
 
 def test_local_server_override_swaps_only_the_tfserving_image():
