@@ -114,9 +114,7 @@ def main(argv=None) -> int:
         else:
             for version in options.versions:
                 share = score(options.gateway, examples, version)
-                print(
-                    f"version {version}: {share:.2%} of {options.count} {options.style} test digits right"
-                )
+                print(f"version {version}: {share:.2%} of {options.count} {options.style} test digits right")
     except (requests.RequestException, BatchError) as exc:
         print(f"feedback_experiment: {exc}", file=sys.stderr)
         return 1
