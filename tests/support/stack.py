@@ -30,6 +30,11 @@ class RunningStack:
                 service.stop()
         self.model_server.stop()
 
+    @property
+    def feedback_database(self) -> Path:
+        """The SQLite file this stack's gateway stores corrections in."""
+        return feedback_database(self.gateway.log_path.parent, self.gateway.name)
+
     def logs(self) -> str:
         """The tail of every service log, to print when a test fails."""
         services = [self.model_server.process, self.gateway, *([self.ui] if self.ui else [])]
