@@ -5,11 +5,13 @@ from dataclasses import fields
 
 import gradio as gr
 
-from contract.mnist import DEFAULT_PREPROCESSING, PREPROCESSING_MODES
+from contract.mnist import DEFAULT_PREPROCESSING, NUM_CLASSES, PREPROCESSING_MODES
 from ui.canvas import DEFAULT_MODEL_CHOICE, canvas_to_request, upload_to_request
 from ui.client import GatewayClient, PredictRequest
 from ui.config import UIConfig
-from ui.predict import predict_view
+from ui.correction import Correctable
+from ui.correction_row import CorrectionRow
+from ui.predict import predict_answer
 from ui.present import (
     EMPTY_CANVAS_MESSAGE,
     EMPTY_UPLOAD_MESSAGE,
@@ -31,6 +33,8 @@ BRUSH_RADIUS_PX = 18
 STATUS_REFRESH_S = 10.0
 # One Gradio output per PredictionView field (PredictionView.as_outputs).
 RESULT_OUTPUTS = len(fields(PredictionView))
+# What a live prediction updates: the result, the answer kept for corrections, ten buttons and a message.
+LIVE_OUTPUTS = RESULT_OUTPUTS + 1 + NUM_CLASSES + 1
 
 # Finds the canvas's buttons by their English label ("Brush", "Clear canvas"); other locales translate
 # the labels, so each lookup falls back to the button's place: the brush is the first button of the side
@@ -121,39 +125,48 @@ def create_demo(config: UIConfig | None = None, client: GatewayClient | None = N
     config = config or UIConfig.from_env()
     client = client or GatewayClient(config.gateway_url, config.gateway_timeout_s)
 
-    def run(build: Callable[[], PredictRequest | None], empty_message: str) -> PredictionView:
-        """Build one request and send it to the gateway; every failure becomes a friendly message."""
+    def run(
+        build: Callable[[], PredictRequest | None], empty_message: str
+    ) -> tuple[PredictionView, Correctable | None]:
+        """Build one request and send it to the gateway: the view, and the answer it shows (or None).
+
+        Every failure becomes a friendly message, and no answer to correct.
+        """
         try:
             request = build()
         except (ValueError, OSError) as error:  # an unknown option or an unreadable upload
-            return view_from_message(f"Cannot send that: {error}")
+            return view_from_message(f"Cannot send that: {error}"), None
         if request is None:
-            return view_from_message(empty_message)
-        return predict_view(client, request)
+            return view_from_message(empty_message), None
+        return predict_answer(client, request)
+
+    def answered(view: PredictionView, answer: Correctable | None) -> tuple:
+        """The result, the answer kept for corrections, and the correction row for it."""
+        return (*view.as_outputs(), answer, *CorrectionRow.show(answer))
 
     def predict_drawing(canvas, preprocessing, model_choice, explain=False):
         """Predict the digit drawn on the canvas; `explain` adds the integrated-gradients heat-map."""
-        view = run(
+        view, answer = run(
             lambda: canvas_to_request(canvas, preprocessing, model_choice, explain), EMPTY_CANVAS_MESSAGE
         )
-        return view.as_outputs()
+        return *view.as_outputs(), answer
 
     def predict_live(canvas, preprocessing, model_choice, explain, live):
         """Predict while drawing when live mode is on; an empty canvas just resets the result."""
         if not live:
-            return tuple(gr.skip() for _ in range(RESULT_OUTPUTS))
-        return run(lambda: canvas_to_request(canvas, preprocessing, model_choice, explain), "").as_outputs()
+            return tuple(gr.skip() for _ in range(LIVE_OUTPUTS))
+        return answered(*run(lambda: canvas_to_request(canvas, preprocessing, model_choice, explain), ""))
 
     def predict_upload(path, preprocessing, model_choice, explain=False):
         """Predict the digit in an uploaded image file; `explain` adds the heat-map."""
-        view = run(
+        view, answer = run(
             lambda: upload_to_request(path, preprocessing, model_choice, explain), EMPTY_UPLOAD_MESSAGE
         )
-        return view.as_outputs()
+        return *view.as_outputs(), answer
 
     def toggle_explain(canvas, preprocessing, model_choice, explain, live):
         """Show or hide the heat-map; switching it on re-reads a live drawing, switching off calls nobody."""
-        outputs = (gr.skip(),) * RESULT_OUTPUTS
+        outputs = (gr.skip(),) * LIVE_OUTPUTS
         if explain and live and canvas_to_request(canvas) is not None:
             outputs = predict_live(canvas, preprocessing, model_choice, explain, live)
         return gr.update(visible=explain), *outputs
@@ -162,7 +175,9 @@ def create_demo(config: UIConfig | None = None, client: GatewayClient | None = N
         """Predict the same drawing with each preprocessing mode, side by side."""
         outputs = []
         for mode in PREPROCESSING_MODES:
-            view = run(lambda mode=mode: canvas_to_request(canvas, mode, model_choice), EMPTY_CANVAS_MESSAGE)
+            view, _ = run(
+                lambda mode=mode: canvas_to_request(canvas, mode, model_choice), EMPTY_CANVAS_MESSAGE
+            )
             outputs += [
                 view.digit_html,
                 view.top_probabilities,
@@ -180,8 +195,8 @@ def create_demo(config: UIConfig | None = None, client: GatewayClient | None = N
         return status_markdown(status, config.gateway_url), gr.update(choices=choices, value=keep)
 
     def clear():
-        """Empty the result; CLEAR_CANVAS_JS has already emptied the canvas in the browser."""
-        return view_from_message("").as_outputs()
+        """Empty the result, with nothing left to correct; CLEAR_CANVAS_JS has emptied the canvas."""
+        return answered(view_from_message(""), None)
 
     with gr.Blocks(title="MNIST digit reader", analytics_enabled=False) as demo:
         gr.Markdown(
@@ -249,6 +264,7 @@ def create_demo(config: UIConfig | None = None, client: GatewayClient | None = N
             with gr.Column(scale=2):
                 message = gr.Markdown("", label="Message", elem_id="message")
                 digit = gr.HTML(PLACEHOLDER_DIGIT_HTML, label="Predicted digit", elem_id="predicted-digit")
+                correction = CorrectionRow.build()
                 probabilities = gr.Label(
                     num_top_classes=3, label="Top 3 probabilities", elem_id="probabilities"
                 )
@@ -280,16 +296,25 @@ def create_demo(config: UIConfig | None = None, client: GatewayClient | None = N
                             gr.Markdown(""),
                         ]
 
+        # The answer on the page that the correction buttons correct: per browser session, never global.
+        answer = gr.State(None)
         result = [digit, probabilities, processed, details, message, explanation, explanation_caption]
+        # Private events update the correction row themselves; the public predict endpoints keep their
+        # documented outputs (gradio_client skips the State) and update the row in a private step after.
+        live_result = [*result, answer, *correction.outputs]
         # `explain` comes last, so API clients that send only the first three inputs keep working.
         options = [preprocessing, model_choice, explain]
         predict_button.click(
-            predict_drawing, [canvas, *options], result, api_name="predict_drawing", concurrency_id="predict"
-        )
+            predict_drawing,
+            [canvas, *options],
+            [*result, answer],
+            api_name="predict_drawing",
+            concurrency_id="predict",
+        ).then(correction.show, answer, correction.outputs, api_visibility="private", show_progress="hidden")
         explain.change(
             toggle_explain,
             [canvas, *options, live],
-            [explanation_box, *result],
+            [explanation_box, *live_result],
             api_visibility="private",
             trigger_mode="always_last",
             show_progress="hidden",
@@ -298,17 +323,22 @@ def create_demo(config: UIConfig | None = None, client: GatewayClient | None = N
         canvas.change(
             predict_live,
             [canvas, *options, live],
-            result,
+            live_result,
             api_visibility="private",
             trigger_mode="always_last",
             show_progress="hidden",
             concurrency_id="predict",
         )
         upload_button.click(
-            predict_upload, [upload, *options], result, api_name="predict_upload", concurrency_id="predict"
-        )
+            predict_upload,
+            [upload, *options],
+            [*result, answer],
+            api_name="predict_upload",
+            concurrency_id="predict",
+        ).then(correction.show, answer, correction.outputs, api_visibility="private", show_progress="hidden")
+        correction.wire(client, answer)
         # The canvas is not an output here on purpose: see CLEAR_CANVAS_JS.
-        clear_button.click(clear, None, result, js=CLEAR_CANVAS_JS, api_visibility="private")
+        clear_button.click(clear, None, live_result, js=CLEAR_CANVAS_JS, api_visibility="private")
         compare_button.click(
             compare, [canvas, model_choice], compare_outputs, api_name="compare", concurrency_id="predict"
         )

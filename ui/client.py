@@ -32,6 +32,22 @@ class PredictRequest:
 
 
 @dataclass(frozen=True)
+class FeedbackRequest:
+    """What the UI sends to POST /v1/feedback: the image of one prediction and the digit it really is.
+
+    `predicted`, `version` and `preprocessing` are what that prediction's reply said (None: it did not).
+    """
+
+    image: bytes
+    label: int
+    filename: str = "digit.png"
+    content_type: str = "image/png"
+    predicted: int | None = None
+    version: int | None = None
+    preprocessing: str | None = None
+
+
+@dataclass(frozen=True)
 class PredictResult:
     """The gateway's JSON reply and the round trip as the UI measured it."""
 
@@ -68,6 +84,21 @@ class GatewayClient:
         response = self._send("POST", "/v1/predict", params=request.params, files=files)
         reply = _json_body(response)
         return PredictResult(reply=reply, round_trip_ms=(time.perf_counter() - started) * 1000.0)
+
+    def feedback(self, request: FeedbackRequest) -> dict:
+        """POST the image as multipart `image` with the correction as form fields; the stored record.
+
+        The gateway answers 201 with the record; any other answer, or none, raises GatewayError.
+        """
+        files = {"image": (request.filename, request.image, request.content_type)}
+        fields = {
+            "label": request.label,
+            "predicted": request.predicted,
+            "version": request.version,
+            "preprocessing": request.preprocessing,
+        }
+        data = {name: str(value) for name, value in fields.items() if value is not None}
+        return _json_body(self._send("POST", "/v1/feedback", data=data, files=files))
 
     def models(self) -> dict:
         """GET /v1/models: versions, labels and routing."""

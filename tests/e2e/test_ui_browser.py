@@ -9,8 +9,9 @@ import math
 import re
 import time
 
+import httpx
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from tests.e2e.digit_strokes import CANVAS_PX, DIGIT_STROKES, STAR_STROKES, Strokes
 from tests.support.processes import REPO_ROOT
@@ -34,6 +35,7 @@ BROWSER_DIGITS = [0, 1, 3, 7]
 BRUSH_SELECTOR = "#digit-canvas button[aria-label='Brush']"
 CLEAR_SELECTOR = "#clear"
 TRASH_SELECTOR = "#digit-canvas button[aria-label='Clear canvas']"
+CORRECTION_MESSAGE_SELECTOR = "#correction-message"
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +289,53 @@ def test_explain_toggle_shows_the_heatmap_over_what_the_model_saw(judging_page):
     assert EXPLAIN_CAPTION in caption, caption
     size = heatmap.evaluate("img => [img.naturalWidth, img.naturalHeight]")
     assert size[0] == size[1] and size[0] > 28, size
+
+
+def correction_button(page, digit: int):
+    """The "Wrong? It is a …" button for `digit`."""
+    return page.locator(f"#correct-{digit}")
+
+
+def feedback_stats(stack) -> dict:
+    """GET /v1/feedback/stats from the stack's gateway (its own database under the test's tmp dir)."""
+    response = httpx.get(f"{stack.gateway_url}/v1/feedback/stats", timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_correction_button_stores_the_drawing_with_the_clicked_digit(page, stack):
+    for digit in range(10):
+        expect(correction_button(page, digit)).to_be_disabled()  # no answer to correct yet
+    before = feedback_stats(stack)
+    draw_digit(page, 7)
+    page.locator("#predict").click()
+    shown, details, _ = settled_result(page)
+    assert shown is not None, details
+    wrong = next(digit for digit in range(10) if digit != shown)  # the model's answer is not clicked
+    expect(correction_button(page, wrong)).to_be_enabled()
+    correction_button(page, wrong).click()
+    message = page.locator(CORRECTION_MESSAGE_SELECTOR)
+    expect(message).to_have_text(
+        f"Thanks — saved as a {wrong} (the model said {shown}).", timeout=RESULT_TIMEOUT_S * 1000
+    )
+    page.screenshot(path=str(OUTPUT_DIR / "correction_thanks.png"), full_page=True)
+    after = feedback_stats(stack)
+    assert after["total"] == before["total"] + 1, (before, after)
+    assert after["by_label"][str(wrong)] == before["by_label"][str(wrong)] + 1, (before, after)
+    assert stack.feedback_database.is_file()  # the test's own database, not the repository's data/
+    # The stored answer is used up: the buttons go quiet and the thanks stays.
+    expect(correction_button(page, shown)).to_be_disabled()
+    expect(message).to_contain_text("Thanks")
+
+
+def test_clear_leaves_nothing_to_correct(page, stack):
+    read_a_1(page)
+    expect(correction_button(page, 4)).to_be_enabled()
+    before = feedback_stats(stack)
+    clear_with(page, CLEAR_SELECTOR)
+    for digit in range(10):
+        expect(correction_button(page, digit)).to_be_disabled()
+    correction_button(page, 4).click(force=True)  # a click on a disabled button must send nothing
+    page.wait_for_timeout(1000)
+    assert page.locator(CORRECTION_MESSAGE_SELECTOR).inner_text().strip() == ""
+    assert feedback_stats(stack)["total"] == before["total"]

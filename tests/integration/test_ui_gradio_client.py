@@ -6,6 +6,7 @@ exported with both, which must call a star "not a digit" and explain a digit wit
 
 import io
 import socket
+import sqlite3
 
 import httpx
 import pytest
@@ -13,8 +14,8 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from tests.e2e.digit_strokes import DIGIT_STROKES, STAR_STROKES, render_digit_png
-from tests.support.processes import free_port
-from tests.support.stack import start_stack, start_ui
+from tests.support.processes import REPO_ROOT, free_port
+from tests.support.stack import start_gateway, start_stack, start_ui
 from tests.support.ui_client import (
     best_guess,
     canvas_value,
@@ -24,6 +25,7 @@ from tests.support.ui_client import (
     shown_digit,
 )
 from ui.config import UIConfig
+from ui.correction import NOTHING_TO_CORRECT_MESSAGE
 from ui.present import (
     EMPTY_CANVAS_MESSAGE,
     EMPTY_UPLOAD_MESSAGE,
@@ -217,3 +219,110 @@ def test_upload_over_the_file_size_limit_is_refused_by_the_ui_server(stack):
         f"{stack.ui_url}/gradio_api/upload", files={"files": ("b.png", b"x" * (limit + 1))}, timeout=30
     )
     assert big.status_code == 413, big.text
+
+
+def feedback_stats(stack) -> dict:
+    """GET /v1/feedback/stats from the stack's gateway."""
+    response = httpx.get(f"{stack.gateway_url}/v1/feedback/stats", timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def newest_correction(stack) -> dict:
+    """The newest record in the stack's own feedback database, image bytes included."""
+    with sqlite3.connect(stack.feedback_database) as db:
+        db.row_factory = sqlite3.Row
+        return dict(db.execute("SELECT * FROM feedback ORDER BY id DESC LIMIT 1").fetchone())
+
+
+def pixels(png: bytes | str) -> list:
+    """An image's RGBA pixels, to compare two encodings of one drawing."""
+    with Image.open(io.BytesIO(png) if isinstance(png, bytes) else png) as image:
+        return list(image.convert("RGBA").getdata())
+
+
+def test_correction_stores_the_drawing_shown_with_the_clicked_digit(stack, tmp_path):
+    session = Client(stack.ui_url, verbose=False)  # a fresh browser session: nothing shown yet
+    before = feedback_stats(stack)
+    assert session.predict("5", api_name="/correct") == NOTHING_TO_CORRECT_MESSAGE
+    assert feedback_stats(stack)["total"] == before["total"]
+
+    png = drawn_digit(tmp_path, 7)
+    digit_html, *_ = session.predict(canvas_value(png), "standard", "default", api_name="/predict_drawing")
+    shown = shown_digit(digit_html)
+    assert shown is not None, digit_html
+    wrong = next(digit for digit in range(10) if digit != shown)  # what a person would click: not the answer
+    message = session.predict(str(wrong), api_name="/correct")
+    assert message == f"Thanks — saved as a **{wrong}** (the model said {shown}).", message
+
+    after = feedback_stats(stack)
+    assert after["total"] == before["total"] + 1
+    assert after["by_label"][str(wrong)] == before["by_label"][str(wrong)] + 1
+    assert after["by_version"].get("1", 0) == before["by_version"].get("1", 0) + 1
+    record = newest_correction(stack)
+    assert (record["label"], record["predicted"], record["version"]) == (wrong, shown, 1)
+    assert record["preprocessing"] == "standard"  # the mode of the answer shown, not the default
+    assert pixels(record["upload"]) == pixels(str(png))  # the drawing the prediction was made from
+    assert not (REPO_ROOT / "data" / "feedback.sqlite3").exists()
+
+    # Used up: a second click cannot store a second, conflicting record for the same answer.
+    assert session.predict(str(shown), api_name="/correct") == NOTHING_TO_CORRECT_MESSAGE
+    # Another session never corrects this session's answer.
+    assert Client(stack.ui_url, verbose=False).predict("3", api_name="/correct") == NOTHING_TO_CORRECT_MESSAGE
+    assert feedback_stats(stack)["total"] == after["total"]
+
+
+def test_correction_of_an_upload_keeps_its_bytes_and_type(stack, tmp_path):
+    ink = Image.open(io.BytesIO(render_digit_png(3)))
+    path = tmp_path / "upload_3.jpg"
+    Image.alpha_composite(Image.new("RGBA", ink.size, "white"), ink).convert("RGB").save(path, format="JPEG")
+    session = Client(stack.ui_url, verbose=False)
+    digit_html, *_ = session.predict(
+        handle_file(str(path)), "enhanced", "default", api_name="/predict_upload"
+    )
+    shown = shown_digit(digit_html)
+    wrong = (shown + 1) % 10
+    assert session.predict(str(wrong), api_name="/correct").startswith(f"Thanks — saved as a **{wrong}**")
+    record = newest_correction(stack)
+    assert record["upload"] == path.read_bytes()  # byte for byte, as the upload was sent
+    assert (record["label"], record["predicted"], record["preprocessing"]) == (wrong, shown, "enhanced")
+
+
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        ("storage", "the feedback storage is unavailable right now. Please retry later."),
+        ("gateway_down", "the gateway is not reachable"),
+    ],
+)
+def test_correction_that_cannot_be_stored_says_why_and_thanks_no_one(stack, tmp_path, failure, said):
+    # A gateway whose feedback database cannot be created (its directory is a file) answers 503
+    # storage_unavailable; a gateway stopped between the answer and the click does not answer at all.
+    not_a_dir = tmp_path / "not_a_directory"
+    not_a_dir.write_text("")
+    env = (
+        {"FEEDBACK_DATABASE_URL": f"sqlite:///{not_a_dir / 'feedback.sqlite3'}"}
+        if failure == "storage"
+        else {}
+    )
+    gateway, gateway_url = start_gateway(tmp_path, stack.model_server, name=f"gateway_{failure}", env=env)
+    ui = None
+    try:
+        ui, ui_url = start_ui(tmp_path, gateway_url, name=f"ui_{failure}", timeout_s=5.0)
+        session = Client(ui_url, verbose=False)
+        digit_html, *_ = session.predict(
+            canvas_value(drawn_digit(tmp_path, 1)), "enhanced", "default", api_name="/predict_drawing"
+        )
+        assert shown_digit(digit_html) is not None, digit_html
+        if failure == "gateway_down":
+            gateway.stop()
+        message = session.predict("4", api_name="/correct")
+        assert message.startswith("Not saved") and said in message and "Thanks" not in message, message
+        if failure == "storage":
+            stats = httpx.get(f"{gateway_url}/v1/feedback/stats", timeout=10)
+            assert stats.status_code == 503 and stats.json()["error"]["code"] == "storage_unavailable"
+        assert "Traceback" not in ui.log_tail()
+    finally:
+        if ui is not None:
+            ui.stop()
+        gateway.stop()

@@ -30,10 +30,20 @@ class RunningStack:
                 service.stop()
         self.model_server.stop()
 
+    @property
+    def feedback_database(self) -> Path:
+        """The SQLite file this stack's gateway stores corrections in."""
+        return feedback_database(self.gateway.log_path.parent, self.gateway.name)
+
     def logs(self) -> str:
         """The tail of every service log, to print when a test fails."""
         services = [self.model_server.process, self.gateway, *([self.ui] if self.ui else [])]
         return "\n".join(f"===== {service.name} =====\n{service.log_tail()}" for service in services)
+
+
+def feedback_database(log_dir: Path, name: str = "gateway") -> Path:
+    """The SQLite file a test gateway named `name` stores corrections in (under its log directory)."""
+    return Path(log_dir).resolve() / f"{name}-feedback.sqlite3"
 
 
 def start_gateway(
@@ -55,6 +65,8 @@ def start_gateway(
         "TF_SERVING_REST_PORT": str(model_server.rest_port),
         # An absent routing file means 0% canary; keep the repo's live state/routing.json out of tests.
         "ROUTING_FILE": str(Path(log_dir) / "routing.json"),
+        # Corrections go to a SQLite file of this stack, never to the repo's data/feedback.sqlite3.
+        "FEEDBACK_DATABASE_URL": f"sqlite:///{feedback_database(log_dir, name)}",
         **(env or {}),
     }
     gateway = ServiceProcess(name, args, Path(log_dir), env=gateway_env)

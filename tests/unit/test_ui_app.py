@@ -1,11 +1,13 @@
 """The Blocks app builds without touching the gateway and exposes the endpoints and brush fix it promises."""
 
+import gradio as gr
 import httpx
 import numpy as np
 
 from ui.app import ACTIVATE_BRUSH_JS, CANVAS_ELEM_ID, CLEAR_CANVAS_JS, create_demo, launch_options
 from ui.client import GatewayClient
 from ui.config import UIConfig
+from ui.correction_row import CORRECTION_MESSAGE_ELEM_ID
 
 
 class RecordingTransport(httpx.BaseTransport):
@@ -34,7 +36,7 @@ def test_building_the_app_does_not_contact_the_gateway():
 def test_public_endpoints_for_api_clients():
     demo, _ = build()
     public = {fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"}
-    assert public == {"predict_drawing", "predict_upload", "compare", "status"}
+    assert public == {"predict_drawing", "predict_upload", "compare", "status", "correct"}
 
 
 def test_page_load_activates_the_brush_on_the_canvas():
@@ -108,3 +110,122 @@ def test_predict_drawing_takes_explain_last_with_a_default_for_older_clients():
     assert [request.url.params.get("explain") for request in transport.seen] == [None, "true"]
     explain = block_with_elem_id(demo, "explain")
     assert explain.label == "Explain" and explain.value is False
+
+
+class ScriptedGateway(httpx.BaseTransport):
+    """Reads a 7 drawn as a 1 (version 2), stores corrections with the label sent; records every request."""
+
+    def __init__(self):
+        self.seen: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        request.read()
+        if request.url.path == "/v1/predict":
+            reply = {
+                "digit": 1,
+                "confidence": 0.6,
+                "probabilities": [0.01, 0.6] + [0.05] * 8,
+                "model": {"name": "mnist", "version": 2, "label": "stable"},
+                "preprocessing": request.url.params["preprocessing"],
+            }
+            return httpx.Response(200, json=reply)
+        if request.url.path == "/v1/feedback":
+            label = int(request.content.split(b'name="label"\r\n\r\n')[1][:1])
+            return httpx.Response(201, json={"id": 1, "label": label, "predicted": 1, "version": 2})
+        return httpx.Response(404, json={"error": {"code": "not_found", "message": "no such route"}})
+
+
+def build_with(transport: httpx.BaseTransport):
+    config = UIConfig(gateway_url="http://gateway.test")
+    return create_demo(config, GatewayClient(config.gateway_url, 1.0, transport=transport))
+
+
+def event(demo, name: str):
+    return next(fn for fn in demo.fns.values() if fn.name == name)
+
+
+def image_part(request: httpx.Request) -> bytes:
+    """The bytes of the multipart `image` part."""
+    part = request.content.split(b'name="image"; filename=')[1]
+    return part.split(b"\r\n\r\n", 1)[1].split(b"\r\n--", 1)[0]
+
+
+def interactive(update) -> bool:
+    return update["interactive"]
+
+
+def test_correction_buttons_have_stable_ids_and_start_disabled():
+    demo, _ = build()
+    for digit in range(10):
+        button = block_with_elem_id(demo, f"correct-{digit}")
+        assert button.value == str(digit) and button.interactive is False
+    assert block_with_elem_id(demo, CORRECTION_MESSAGE_ELEM_ID).value == ""
+
+
+def test_the_answer_is_kept_per_session_and_corrected_through_the_public_endpoint():
+    demo, _ = build()
+    state = event(demo, "predict_drawing").outputs[-1]
+    assert isinstance(state, gr.State)  # per browser session, not a module global
+    correct = next(fn for fn in demo.fns.values() if fn.api_name == "correct")
+    assert correct.api_visibility == "public" and correct.inputs[1] is state
+    assert correct.inputs[0] is block_with_elem_id(demo, "correct-0")
+    corrections = [fn for fn in demo.fns.values() if fn.name == "correct"]
+    assert sorted(fn.inputs[0].elem_id for fn in corrections) == [f"correct-{d}" for d in range(10)]
+    assert all(fn.inputs[1] is state and fn.outputs[0] is state for fn in corrections)
+
+
+def test_clicked_digit_is_sent_with_the_image_and_the_reply_of_the_answer_shown():
+    gateway = ScriptedGateway()
+    demo = build_with(gateway)
+    *shown, answer = event(demo, "predict_drawing").fn(one_stroke_canvas(), "standard", "default")
+    assert 'data-digit="1"' in shown[0] and answer is not None
+    left, message = event(demo, "correct").fn("7", answer)
+    predict, feedback = gateway.seen
+    assert feedback.method == "POST" and feedback.url.path == "/v1/feedback"
+    assert image_part(feedback) == image_part(predict)  # the very bytes the prediction was made from
+    for name, value in (
+        ("label", b"7"),
+        ("predicted", b"1"),
+        ("version", b"2"),
+        ("preprocessing", b"standard"),
+    ):
+        assert f'name="{name}"\r\n\r\n'.encode() + value + b"\r\n" in feedback.content, name
+    assert message == "Thanks — saved as a **7** (the model said 1)."
+    assert left is None  # the stored answer is used up
+    assert not any(map(interactive, event(demo, "button_states").fn(left)))
+
+
+def test_buttons_are_active_only_while_an_answer_is_shown():
+    gateway = ScriptedGateway()
+    demo = build_with(gateway)
+    *_, answer = event(demo, "predict_drawing").fn(one_stroke_canvas(), "enhanced", "default")
+    *buttons, message = event(demo, "show").fn(answer)
+    assert len(buttons) == 10 and all(map(interactive, buttons)) and message == ""
+    *buttons, message = event(demo, "show").fn(None)
+    assert not any(map(interactive, buttons)) and message == ""
+
+
+def test_clear_leaves_nothing_to_correct():
+    demo, _ = build()
+    clear = event(demo, "clear")
+    values = clear.fn()
+    outputs = dict(zip(clear.outputs, values, strict=True))
+    state = event(demo, "predict_drawing").outputs[-1]
+    assert outputs[state] is None
+    for digit in range(10):
+        assert outputs[block_with_elem_id(demo, f"correct-{digit}")]["interactive"] is False
+    assert outputs[block_with_elem_id(demo, CORRECTION_MESSAGE_ELEM_ID)] == ""
+
+
+def test_live_prediction_offers_its_answer_for_correction_and_an_empty_canvas_withdraws_it():
+    gateway = ScriptedGateway()
+    demo = build_with(gateway)
+    live = event(demo, "predict_live")
+    drawn = dict(
+        zip(live.outputs, live.fn(one_stroke_canvas(), "enhanced", "default", False, True), strict=True)
+    )
+    state = event(demo, "predict_drawing").outputs[-1]
+    assert drawn[state].predicted == 1 and drawn[block_with_elem_id(demo, "correct-7")]["interactive"]
+    empty = dict(zip(live.outputs, live.fn(None, "enhanced", "default", False, True), strict=True))
+    assert empty[state] is None and not empty[block_with_elem_id(demo, "correct-7")]["interactive"]

@@ -1,12 +1,20 @@
 """One gateway call per prediction; a second, plain one only when the version cannot explain."""
 
+import pytest
+
 from ui.client import GatewayError, PredictRequest, PredictResult
-from ui.predict import EXPLANATION_UNAVAILABLE, predict_view
+from ui.predict import EXPLANATION_UNAVAILABLE, predict_answer, predict_view
 from ui.present import NOT_A_DIGIT_HEADLINE
 
 PLAIN = {"preprocessing": "enhanced", "return_processed": "true"}
 EXPLAINED = {**PLAIN, "explain": "true"}
-REPLY = {"digit": 3, "confidence": 0.9, "probabilities": [0.01] * 3 + [0.9] + [0.01] * 6}
+REPLY = {
+    "digit": 3,
+    "confidence": 0.9,
+    "probabilities": [0.01] * 3 + [0.9] + [0.01] * 6,
+    "model": {"name": "mnist", "version": 2},
+    "preprocessing": "enhanced",
+}
 REFUSAL = GatewayError("http", "version 1 has no explain signature", status=409, code=EXPLANATION_UNAVAILABLE)
 
 
@@ -58,3 +66,30 @@ def test_a_failed_retry_is_reported():
     gateway = FakeGateway(REFUSAL, GatewayError("unreachable", "the gateway at http://x is not reachable"))
     view = predict_view(gateway, PredictRequest(image=b"png", params=EXPLAINED))
     assert len(gateway.seen) == 2 and "down" in view.message and "data-digit" not in view.digit_html
+
+
+def test_the_answer_shown_is_kept_with_the_image_sent_for_it():
+    view, answer = predict_answer(FakeGateway(REPLY), PredictRequest(image=b"png", params=PLAIN))
+    assert 'data-digit="3"' in view.digit_html
+    assert answer.image == b"png" and answer.predicted == 3
+    assert (answer.version, answer.preprocessing) == (2, "enhanced")
+
+
+def test_the_answer_of_the_plain_retry_is_kept():
+    gateway = FakeGateway(REFUSAL, {**REPLY, "digit": 8})
+    view, answer = predict_answer(gateway, PredictRequest(image=b"png", params=EXPLAINED))
+    assert 'data-digit="8"' in view.digit_html and answer.predicted == 8 and answer.image == b"png"
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        (GatewayError("http", "model not available", status=503, code="unavailable"),),
+        (REFUSAL, GatewayError("unreachable", "the gateway at http://x is not reachable")),
+        ({"unexpected": True},),
+    ],
+    ids=["failure", "failed_retry", "reply_without_prediction"],
+)
+def test_no_answer_shown_is_nothing_to_correct(answers):
+    _, answer = predict_answer(FakeGateway(*answers), PredictRequest(image=b"png", params=EXPLAINED))
+    assert answer is None
