@@ -13,9 +13,10 @@ from training.dataset import FILE_SHA256
 FULL_TEST_EXAMPLES = 10_000  # MNIST's t10k set
 TEST_FILES = tuple(name for name in FILE_SHA256 if name.startswith("t10k-"))
 DEFAULT_MIN_ACCURACY = 0.99
-# Errors a candidate may make beyond stable's on the same 10,000 images. 0: never promote a version that
-# is worse on the test set; raise it to accept run-to-run spread (a few errors between seeds here).
-DEFAULT_MAX_EXTRA_ERRORS = 0
+# Errors a candidate may make beyond stable's on the same 10,000 images (0.05 points): what moving the
+# weights at all costs or gains. Measured here, retraining on corrections of a style MNIST already reads
+# ended 40 -> 41 to 46 errors; a worse model (version 3's 54 against 40) stays refused.
+DEFAULT_MAX_EXTRA_ERRORS = 5
 # Points of one class's MNIST test accuracy a candidate may lose against stable. A relabelled class (7s
 # corrected to 1s) barely moves the total but shows here: each class has about 1,000 test images, so
 # 0.005 is about five of them.
@@ -93,23 +94,27 @@ def check_promotion(
     """Why `version` may replace `stable` (a sentence for the log); GateRefused when it may not."""
     candidate = measurement(candidate_card, version)
     allowed = int((1.0 - rules.min_accuracy) * candidate.examples + 1e-9)
+    reasons = []
     if candidate.errors > allowed:
-        raise GateRefused(
+        reasons.append(
             f"version {version} makes {candidate.errors} errors on {candidate.examples} test images, more "
-            f"than the {allowed} that PROMOTE_MIN_ACCURACY={rules.min_accuracy} allows; {FORCE_HINT}"
+            f"than the {allowed} that PROMOTE_MIN_ACCURACY={rules.min_accuracy} allows"
         )
     if stable is None:
+        refuse_for(reasons)
         return f"version {version}: {candidate.errors} errors / {candidate.examples}; no stable to compare"
     current = measurement(stable_card, stable)
     limit = current.errors + rules.max_extra_errors
     if candidate.errors > limit:
-        raise GateRefused(
+        reasons.append(
             f"version {version} makes {candidate.errors} errors on the {candidate.examples} test images, "
             f"stable version {stable} {current.errors}; the margin PROMOTE_MAX_EXTRA_ERRORS="
-            f"{rules.max_extra_errors} allows at most {limit}; {FORCE_HINT}"
+            f"{rules.max_extra_errors} allows at most {limit}"
         )
-    check_classes(candidate, version, current, stable, rules)
-    held_out = check_held_out_corrections(candidate_card, version, stable)
+    reasons += class_drops(candidate, version, current, stable, rules)
+    held_out, held_out_refusal = held_out_corrections(candidate_card, version, stable)
+    reasons += held_out_refusal
+    refuse_for(reasons)
     return (
         f"version {version}: {candidate.errors} errors / {candidate.examples} against stable version "
         f"{stable}'s {current.errors} (margin {rules.max_extra_errors}), no class more than "
@@ -117,47 +122,52 @@ def check_promotion(
     )
 
 
-def check_classes(candidate: Measurement, version: int, current: Measurement, stable: int, rules) -> None:
-    """GateRefused naming the class whose MNIST test accuracy fell most, when it fell beyond the margin."""
+def refuse_for(reasons: list[str]) -> None:
+    """GateRefused with every reason at once (a poisoned class may also break the total)."""
+    if reasons:
+        raise GateRefused("; ".join(reasons) + f"; {FORCE_HINT}")
+
+
+def class_drops(candidate: Measurement, version: int, current: Measurement, stable: int, rules) -> list[str]:
+    """A reason for each class whose MNIST test accuracy fell beyond the margin, the worst first."""
     drops = {
         digit: current.per_class_accuracy[digit] - candidate.per_class_accuracy[digit]
         for digit in current.per_class_accuracy
     }
-    worst = max(drops, key=drops.get)
-    if drops[worst] > rules.max_class_drop + 1e-9:
-        raise GateRefused(
-            f"version {version} reads class {worst} worse than stable version {stable}: "
-            f"{candidate.per_class_accuracy[worst]:.2%} of the test set's {worst}s against "
-            f"{current.per_class_accuracy[worst]:.2%}, beyond the margin PROMOTE_MAX_CLASS_DROP="
-            f"{rules.max_class_drop}; were {worst}s relabelled in the corrections it was retrained on? "
-            f"{FORCE_HINT}"
-        )
+    return [
+        f"version {version} reads class {digit} worse than stable version {stable}: "
+        f"{candidate.per_class_accuracy[digit]:.2%} of the test set's {digit}s against "
+        f"{current.per_class_accuracy[digit]:.2%}, beyond the margin PROMOTE_MAX_CLASS_DROP="
+        f"{rules.max_class_drop} (were {digit}s relabelled in the corrections it was retrained on?)"
+        for digit in sorted(drops, key=drops.get, reverse=True)
+        if drops[digit] > rules.max_class_drop + 1e-9
+    ]
 
 
-def check_held_out_corrections(card: dict, version: int, stable: int) -> str:
+def held_out_corrections(card: dict, version: int, stable: int) -> tuple[str, list[str]]:
     """For a version retrained from corrections: it must start from today's stable and read more of the
-    held-out corrections right than stable did. A clause for the verdict ('' for other versions)."""
+    held-out corrections right than stable did. (A clause for the verdict, the reasons to refuse)."""
     retrained = card.get("retrained")
     if not isinstance(retrained, dict):
-        return ""
+        return "", []
     try:
         source = int(retrained["from_version"])
         held_out = retrained["held_out_corrections"]
         total, before, after = int(held_out["n"]), int(held_out["right_before"]), int(held_out["right_after"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise GateRefused(
+        return "", [
             f"version {version}'s model card does not record its retraining's held-out corrections "
-            f"(missing {exc}); {FORCE_HINT}"
-        ) from None
+            f"(missing {exc})"
+        ]
     if source != stable:
-        raise GateRefused(
+        return "", [
             f"version {version} was retrained from version {source}, but stable is version {stable}: its "
-            f"held-out comparison is against the wrong version; retrain from the current stable; {FORCE_HINT}"
-        )
+            f"held-out comparison is against the wrong version; retrain from the current stable"
+        ]
     if after <= before:
         why = "there were none to measure on" if total == 0 else f"{after} of {total} against {before}"
-        raise GateRefused(
+        return "", [
             f"version {version} does not read more held-out corrections right than stable version "
-            f"{stable} ({why}); {FORCE_HINT}"
-        )
-    return f", held-out corrections {after}/{total} right against {before}/{total}"
+            f"{stable} ({why})"
+        ]
+    return f", held-out corrections {after}/{total} right against {before}/{total}", []

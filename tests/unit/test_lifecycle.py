@@ -88,7 +88,7 @@ def test_card_without_a_full_measurement_is_refused(broken):
 
 
 def test_gate_rules_from_env():
-    assert gate.GateRules.from_env({}) == gate.GateRules(0.99, 0, 0.005)
+    assert gate.GateRules.from_env({}) == gate.GateRules(0.99, 5, 0.005)
     assert gate.GateRules.from_env({"PROMOTE_MAX_EXTRA_ERRORS": "3"}).max_extra_errors == 3
     assert gate.GateRules.from_env({"PROMOTE_MAX_CLASS_DROP": "0.01"}).max_class_drop == 0.01
     for bad in ({"PROMOTE_MAX_EXTRA_ERRORS": "-1"}, {"PROMOTE_MAX_CLASS_DROP": "-0.1"}):
@@ -114,6 +114,17 @@ def test_one_class_falling_beyond_the_margin_is_refused_by_name(drop, passes):
             gate.GateRefused, match=r"reads class 7 worse than stable version 1: .*PROMOTE_MAX_CLASS_DROP"
         ):
             gate.check_promotion(candidate, 2, stable, 1)
+
+
+def test_every_reason_is_given_at_once_so_a_poisoned_class_is_named_even_when_the_total_fails_too():
+    candidate = with_class_accuracy(card(188), 7, 0.8589)
+    with pytest.raises(gate.GateRefused) as refused:
+        gate.check_promotion(candidate, 3, card(39), 2)
+    message = str(refused.value)
+    assert "more than the 100 that PROMOTE_MIN_ACCURACY" in message
+    assert "PROMOTE_MAX_EXTRA_ERRORS=0 allows at most 39" not in message  # default margin 5
+    assert "allows at most 44" in message and "reads class 7 worse than stable version 2: 85.89%" in message
+    assert message.endswith("FORCE=1 to promote it anyway")
 
 
 def test_the_class_named_is_the_one_that_fell_most():
