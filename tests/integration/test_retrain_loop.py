@@ -7,7 +7,6 @@ The reduced setting (hundreds of corrections, not thousands) still asserts the d
 
 import json
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_stack_lifecycle import stack_env
-from tests.support.processes import REPO_ROOT, run_stack_cli
+from tests.support.processes import REPO_ROOT, run_module, run_stack_cli
 from tests.support.traffic import Traffic
 from tools.feedback_experiment import post_corrections, score, styled
 from training.dataset import DEFAULT_DATA_DIR
@@ -47,15 +46,7 @@ def loop(tmp_path_factory):
 
 def retrain(env: dict, models: Path, *args: str) -> subprocess.CompletedProcess:
     """`python -m training.retrain` as `make retrain` runs it, on the loop's models and database."""
-    return subprocess.run(
-        [sys.executable, "-m", "training.retrain", "--model-dir", str(models), *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=RETRAIN_TIMEOUT_S,
-        check=False,
-    )
+    return run_module("training.retrain", env, "--model-dir", str(models), *args, timeout=RETRAIN_TIMEOUT_S)
 
 
 def card(models: Path, version: int) -> dict:

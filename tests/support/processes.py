@@ -87,12 +87,12 @@ class ServiceProcess:
         return self.process.returncode
 
 
-def run_stack_cli(
-    env: dict, *args: str, cwd: Path = REPO_ROOT, timeout: float = 240
+def run_module(
+    module: str, env: dict, *args: str, cwd: Path = REPO_ROOT, timeout: float = 240
 ) -> subprocess.CompletedProcess:
-    """`python -m stack <args>`, what `make up/down/promote/...` run, from `cwd`; output captured."""
+    """`python -m <module> <args>` from `cwd` with `env`; output captured, never raising on its exit code."""
     return subprocess.run(
-        [sys.executable, "-m", "stack", *args],
+        [sys.executable, "-m", module, *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -100,3 +100,10 @@ def run_stack_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def run_stack_cli(
+    env: dict, *args: str, cwd: Path = REPO_ROOT, timeout: float = 240
+) -> subprocess.CompletedProcess:
+    """`python -m stack <args>`, what `make up/down/promote/...` run, from `cwd`; output captured."""
+    return run_module("stack", env, *args, cwd=cwd, timeout=timeout)
