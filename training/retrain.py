@@ -90,7 +90,9 @@ def measure(signature, test, held_out: tuple[np.ndarray, np.ndarray]) -> dict:
 
 
 def feedback_section(trained, held_out, database: str) -> dict:
-    """What the card records of the corrections: how many, which ids, per label, held out."""
+    """What the card records of the corrections: how many, which ids, per label, held out (the database's
+    URL without its password)."""
+    from gateway.feedback.store import database_url
 
     def summary(records) -> dict:
         ids = [r.id for r in records]
@@ -102,7 +104,7 @@ def feedback_section(trained, held_out, database: str) -> dict:
         }
 
     return {
-        "database": database.split("@")[-1] if "://" in database else database,  # never a password
+        "database": database_url(database).render_as_string(hide_password=True),
         "trained_on": summary(trained),
         "held_out": summary(held_out),
     }

@@ -166,4 +166,5 @@ def test_card_lines_show_before_and_after():
 
 def test_card_never_records_a_database_password():
     section = retrain.feedback_section([], [], "postgresql://user:secret@db:5432/feedback")
-    assert "secret" not in json.dumps(section) and section["database"] == "db:5432/feedback"
+    assert "secret" not in json.dumps(section)
+    assert section["database"] == "postgresql+psycopg://user:***@db:5432/feedback"
