@@ -17,6 +17,7 @@ from contract.mnist import MODEL_NAME
 from gateway.config import ENV_VARS, GatewayConfig
 from tests.support.kustomize import KSERVE_DIR, KUSTOMIZATIONS, containers, env_of, find, of_kind, render
 from tests.support.openapi_schema import crd_version_schema, to_json_schema
+from ui.config import UIConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = KSERVE_DIR / "schema"
@@ -209,6 +210,16 @@ def test_the_gateway_is_configured_for_kserve_by_its_own_variables(objects, isvc
     assert config.upstream_timeout_s >= COLD_START_BUDGET_S
     # Readiness must not call the predictor (each probe would be a request keeping it from zero).
     assert gateway["readinessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_the_ui_waits_for_the_gateway_longer_than_the_gateway_waits_for_a_cold_start(objects):
+    config_maps = {item["metadata"]["name"]: item for item in of_kind(objects, "ConfigMap")}
+    (gateway,) = containers(find(objects, "Deployment", "gateway"))
+    (ui,) = containers(find(objects, "Deployment", "ui"))
+    ui_config = UIConfig.from_env(env_of(ui))
+    assert (
+        ui_config.gateway_timeout_s > GatewayConfig.from_env(env_of(gateway, config_maps)).upstream_timeout_s
+    )
 
 
 def test_gateway_env_file_is_what_the_gateway_gets(objects):

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from contract.mnist import MODEL_NAME
+from contract.routing import DEFAULT_ROUTING, read_routing
 from gateway.config import ENV_VARS, GatewayConfig
 from serving.flags_source import CONTAINER_SERVING_DIR, FLAGS_FILE, read_flags
 from tests.support.kustomize import (
@@ -122,6 +123,14 @@ def test_the_configmaps_copies_of_serving_files_are_byte_equal(name):
 def _config_without_comments_and_labels(text: str) -> list[str]:
     lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
     return [line for line in lines if line and not line.startswith("version_labels")]
+
+
+def test_production_keeps_a_live_routing_file_the_gateway_reads(rendered, tmp_path):
+    state = find(rendered["production"], "ConfigMap", "mnist-state")
+    (tmp_path / "routing.json").write_text(state["data"]["routing.json"])
+    assert read_routing(tmp_path / "routing.json") == DEFAULT_ROUTING
+    (gateway,) = containers(find(rendered["production"], "Deployment", "gateway"))
+    assert env_of(gateway)["ROUTING_FILE"] == "/state/routing.json"
 
 
 def test_production_models_config_is_the_default_but_for_its_labels():
