@@ -362,6 +362,8 @@ def test_production_spreads_replicas_and_bounds_autoscaling(rendered):
         "requiredDuringSchedulingIgnoredDuringExecution"
     ]
     assert anti[0]["topologyKey"] == "kubernetes.io/hostname"
+    # With one pod per node required, a surge pod could not be scheduled on as many nodes as replicas.
+    assert tfserving["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 1, "maxSurge": 0}
     gateway = find(objects, "Deployment", "gateway")
     assert "replicas" not in gateway["spec"], "the HPA owns the gateway's replica count"
     assert "podAntiAffinity" in pod_spec(gateway)["affinity"]
