@@ -29,6 +29,7 @@ from tests.support.kustomize import (
     pod_spec,
     render,
 )
+from ui.config import UIConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The Kubernetes release the manifests are written for (kubectl here is 1.32; every API used is GA there).
@@ -276,8 +277,14 @@ def test_ports_agree_with_the_flags_and_the_gateway_defaults(rendered, name):
     assert config.model_name == MODEL_NAME and config.transport == "grpc"
     gateway_service = find(objects, "Service", "gateway")
     assert [p["port"] for p in gateway_service["spec"]["ports"]] == [gateway["ports"][0]["containerPort"]]
+    # The gateway image listens where its Dockerfile's GATEWAY_BIND says (gunicorn.conf.py reads it).
+    bind = re.search(r"GATEWAY_BIND=\S+:(\d+)", (REPO_ROOT / "gateway" / "Dockerfile").read_text())
+    assert bind and int(bind.group(1)) == gateway["ports"][0]["containerPort"]
     (ui,) = containers(find(objects, "Deployment", "ui"))
-    assert env_of(ui)["GATEWAY_URL"] == f"http://gateway:{gateway_service['spec']['ports'][0]['port']}"
+    ui_config = UIConfig.from_env(env_of(ui))
+    assert ui_config.gateway_url == f"http://gateway:{gateway_service['spec']['ports'][0]['port']}"
+    assert ui_config.port == ui["ports"][0]["containerPort"]
+    assert [p["port"] for p in find(objects, "Service", "ui")["spec"]["ports"]] == [ui_config.port]
 
 
 @pytest.mark.parametrize("name", list(KUSTOMIZATIONS))
