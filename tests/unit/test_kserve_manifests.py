@@ -174,6 +174,17 @@ def test_knative_exposes_the_runtimes_grpc_port(isvc, runtime_args):
     assert port["name"] == "h2c" and f"--port={port['containerPort']}" in runtime_args
 
 
+def test_the_predictor_pod_passes_the_namespaces_restricted_pod_security(objects, isvc):
+    namespace = find(objects, "Namespace", isvc["metadata"]["namespace"])
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    pod = isvc["spec"]["predictor"]["securityContext"]
+    assert pod["runAsNonRoot"] is True and pod["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = _load(RUNTIME_FILE)["spec"]["containers"]
+    context = container["securityContext"]
+    assert context["allowPrivilegeEscalation"] is False and context["capabilities"]["drop"] == ["ALL"]
+    assert context["runAsNonRoot"] is True and context["runAsUser"] > 0
+
+
 def test_it_scales_to_zero_on_concurrency(isvc):
     predictor = isvc["spec"]["predictor"]
     assert predictor["minReplicas"] == 0 and predictor["maxReplicas"] >= 1
