@@ -10,7 +10,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from stack.services import Service, StackSettings, local_services
+from stack.services import (
+    Service,
+    StackSettings,
+    forget_model_servers,
+    local_services,
+    model_server_places,
+    record_model_servers,
+)
 
 HEALTH_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 20.0
@@ -130,16 +137,35 @@ def up(settings: StackSettings, timeout_s: float = HEALTH_TIMEOUT_S) -> list[Ser
             raise StackError(
                 f"port {taken[0]} for {service.name} is already in use by another program; "
                 "stop it or choose other ports (see README: TF_SERVING_GRPC_PORT, "
-                "TF_SERVING_REST_PORT, GATEWAY_PORT, UI_PORT)"
+                "TF_SERVING_REST_PORT, GATEWAY_PORT, UI_PORT; model server i adds 10 i to both of its own)"
             )
+    record_model_servers(run_dir, model_server_places(settings))
     try:
-        for service in services:
-            _spawn(service, run_dir)
-            _wait_healthy(service, run_dir, timeout_s)
+        for group in _start_groups(services):
+            for service in group:
+                _spawn(service, run_dir)
+            for service in group:
+                _wait_healthy(service, run_dir, timeout_s)
     except BaseException:
         down(settings)
         raise
     return services
+
+
+def _start_groups(services: list[Service]) -> list[list[Service]]:
+    """The model servers start together (they depend on nothing); the gateway, then the UI, each after."""
+    groups: list[list[Service]] = []
+    for service in services:
+        together = (
+            groups
+            and service.name.startswith("model_server")
+            and groups[-1][0].name.startswith("model_server")
+        )
+        if together:
+            groups[-1].append(service)
+        else:
+            groups.append([service])
+    return groups
 
 
 class StackAlreadyRunning(StackError):
@@ -171,6 +197,7 @@ def down(settings: StackSettings) -> list[str]:
             _stop_pid(pid)
             stopped.append(service.name)
         _pid_file(run_dir, service.name).unlink(missing_ok=True)
+    forget_model_servers(run_dir)
     return stopped
 
 
