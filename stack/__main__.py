@@ -74,13 +74,15 @@ def cmd_up(settings: StackSettings, mode: str) -> int:
             return 1
     else:
         try:
-            local.up(settings)
+            started_now = local.up(settings)
         except local.StackAlreadyRunning as exc:
             print(f"make up: {exc}")
             return 0
         except local.StackError as exc:
             print(f"make up: error: {exc}", file=sys.stderr)
             return 1
+        if started_now and len(started_now) < len(local.local_services(settings)):
+            print("started again: " + ", ".join(service.name for service in started_now))
     (run_dir / "mode").write_text(mode)
     print(f"stack up ({mode} mode) and healthy in {time.monotonic() - started:.1f} s:")
     print_urls(settings, mode)

@@ -119,17 +119,22 @@ def tail(run_dir: Path, name: str, lines: int = 30) -> str:
 
 
 def up(settings: StackSettings, timeout_s: float = HEALTH_TIMEOUT_S) -> list[Service]:
-    """Start every service that is not running, each after the one before is healthy."""
+    """Start every service that is not running, each after the one before is healthy; return those started.
+
+    With the rest of the stack running, model servers that are not (one died) are started again alone.
+    """
     run_dir = Path(settings.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    services = local_services(settings)
-    running = [s.name for s in services if running_pid(run_dir, s.name)]
-    if len(running) == len(services):
+    everything = local_services(settings)
+    running = [s.name for s in everything if running_pid(run_dir, s.name)]
+    if len(running) == len(everything):
         raise StackAlreadyRunning(
             "the stack is already running (" + ", ".join(running) + "); "
             "`make status` shows it, `make down` stops it"
         )
-    if running:
+    services = [s for s in everything if s.name not in running]
+    restarting = bool(running) and all(s.name.startswith("model_server") for s in services)
+    if running and not restarting:
         raise StackError(f"part of the stack is running ({', '.join(running)}); run `make down` first")
     for service in services:
         taken = [port for port in service.ports if port_in_use(port)]
@@ -139,7 +144,8 @@ def up(settings: StackSettings, timeout_s: float = HEALTH_TIMEOUT_S) -> list[Ser
                 "stop it or choose other ports (see README: TF_SERVING_GRPC_PORT, "
                 "TF_SERVING_REST_PORT, GATEWAY_PORT, UI_PORT; model server i adds 10 i to both of its own)"
             )
-    record_model_servers(run_dir, model_server_places(settings))
+    if not restarting:
+        record_model_servers(run_dir, model_server_places(settings))
     try:
         for group in _start_groups(services):
             for service in group:
@@ -147,7 +153,10 @@ def up(settings: StackSettings, timeout_s: float = HEALTH_TIMEOUT_S) -> list[Ser
             for service in group:
                 _wait_healthy(service, run_dir, timeout_s)
     except BaseException:
-        down(settings)
+        if restarting:
+            _stop(run_dir, services)
+        else:
+            down(settings)
         raise
     return services
 
@@ -190,14 +199,19 @@ def _stop_pid(pid: int) -> None:
 def down(settings: StackSettings) -> list[str]:
     """Stop what `up` started (process groups from the PID files), in reverse order."""
     run_dir = Path(settings.run_dir)
+    stopped = _stop(run_dir, local_services(settings))
+    forget_model_servers(run_dir)
+    return stopped
+
+
+def _stop(run_dir: Path, services: list[Service]) -> list[str]:
     stopped = []
-    for service in reversed(local_services(settings)):
+    for service in reversed(services):
         pid = running_pid(run_dir, service.name)
         if pid is not None:
             _stop_pid(pid)
             stopped.append(service.name)
         _pid_file(run_dir, service.name).unlink(missing_ok=True)
-    forget_model_servers(run_dir)
     return stopped
 
 
