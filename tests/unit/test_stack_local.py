@@ -211,3 +211,14 @@ def test_down_and_status_see_the_servers_up_recorded(tmp_path):
     assert settings.model_servers == 2
     assert local.down(settings) == [] and recorded_model_servers(tmp_path) is None
     assert StackSettings.from_env({"RUN_DIR": str(tmp_path)}).model_servers == 1
+
+
+def test_up_with_only_part_of_the_stack_running_starts_nothing_unless_only_model_servers_are_missing(
+    tmp_path,
+):
+    # Our own process stands for a running UI; the gateway is not running, so this is no model server restart.
+    record = {"pid": os.getpid(), "start_time": local._start_time(os.getpid()), "args": []}
+    (tmp_path / "ui.pid").write_text(json.dumps(record))
+    with pytest.raises(local.StackError, match="part of the stack is running"):
+        local.up(StackSettings(run_dir=str(tmp_path), model_servers=2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ui.pid"]
