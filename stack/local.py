@@ -17,6 +17,7 @@ from stack.services import (
     local_services,
     model_server_places,
     record_model_servers,
+    recorded_model_servers,
 )
 
 HEALTH_TIMEOUT_S = 180.0
@@ -136,6 +137,12 @@ def up(settings: StackSettings, timeout_s: float = HEALTH_TIMEOUT_S) -> list[Ser
     restarting = bool(running) and all(s.name.startswith("model_server") for s in services)
     if running and not restarting:
         raise StackError(f"part of the stack is running ({', '.join(running)}); run `make down` first")
+    recorded = {row.get("name") for row in recorded_model_servers(run_dir) or []}
+    if restarting and not {s.name for s in services} <= recorded:
+        raise StackError(
+            f"the running stack has {len(recorded)} model server(s); its gateway knows only those: "
+            "run `make down` first to change MODEL_SERVERS"
+        )
     for service in services:
         taken = [port for port in service.ports if port_in_use(port)]
         if taken:

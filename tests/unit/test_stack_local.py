@@ -222,3 +222,14 @@ def test_up_with_only_part_of_the_stack_running_starts_nothing_unless_only_model
     with pytest.raises(local.StackError, match="part of the stack is running"):
         local.up(StackSettings(run_dir=str(tmp_path), model_servers=2))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ui.pid"]
+
+
+def test_more_model_servers_than_the_running_stack_has_is_refused(tmp_path):
+    from stack.services import model_server_places, record_model_servers
+
+    record_model_servers(tmp_path, model_server_places(StackSettings(model_servers=2)))
+    record = {"pid": os.getpid(), "start_time": local._start_time(os.getpid()), "args": []}
+    for name in ("model_server", "model_server_2", "gateway", "ui"):
+        (tmp_path / f"{name}.pid").write_text(json.dumps(record))
+    with pytest.raises(local.StackError, match="run `make down` first to change MODEL_SERVERS"):
+        local.up(StackSettings(run_dir=str(tmp_path), model_servers=3))
