@@ -42,7 +42,7 @@ retrain: data ## Fine-tune stable on MNIST + stored corrections, export models/m
 evaluate: data ## Accuracy, calibration (ECE/NLL before-after) and reliability diagram -> reports/*_vN (VERSION=N)
 	$(PY) -m training.evaluate $(if $(VERSION),--version $(VERSION))
 
-up: $(STAMP) ## Start TF Serving, gateway and UI (Compose if a Docker engine answers, else local processes)
+up: $(STAMP) ## Start TF Serving, gateway and UI (Compose if a Docker engine answers, else local processes; MODEL_SERVERS=N local model servers)
 	$(PY) -m stack up
 
 down: ## Stop exactly what `make up` started

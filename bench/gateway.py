@@ -1,9 +1,11 @@
 """make bench: end-to-end latency and throughput of the gateway stack vs the seed design, in one run.
 
 Starts the local model server, the gateway under gunicorn (gRPC transport over TCP, and a second one
-over the model server's --grpc_socket_path Unix socket) and the seed baseline (bench/seed_app.py:
-Flask + Keras model.predict in-process) on free loopback ports, then drives
-each with a bounded closed-loop load (concurrency 1 and 16) for a PNG upload and for a JSON pixel
+over the model server's --grpc_socket_path Unix socket), a gateway over two model servers
+(`gateway-2-servers`: a second model server on the same models, the gateway given both as one
+round_robin target; measured at concurrency 16 only, against `gateway`, its one-server baseline) and the
+seed baseline (bench/seed_app.py: Flask + Keras model.predict in-process) on free loopback ports, then
+drives each with a bounded closed-loop load (concurrency 1 and 16) for a PNG upload and for a JSON pixel
 array, and prints p50/p95/p99 latency and throughput side by side.
 """
 
@@ -35,6 +37,7 @@ REPORT_JSON = REPO_ROOT / "reports" / "bench_gateway.json"
 REPORT_MD = REPO_ROOT / "reports" / "bench_gateway.md"
 TARGET_P50_MS = 5.0
 TARGET_SPEEDUP = 10.0
+TWO_SERVERS = "gateway-2-servers"
 
 
 @dataclass
@@ -268,7 +271,26 @@ def markdown(results: list[CellResult]) -> str:
                     f"req/s vs seed {seed.throughput_rps} req/s = {ratio:.1f}x (target >= "
                     f"{TARGET_SPEEDUP:.0f}x: {verdict})"
                 )
+    for payload in ("png", "pixels", "png-explain"):
+        for concurrency in (1, 16):
+            one, two = (
+                by_key.get(("gateway", payload, concurrency)),
+                by_key.get((TWO_SERVERS, payload, concurrency)),
+            )
+            if one and two and one.throughput_rps > 0:
+                lines.append(
+                    f"- two model servers against one, {payload} at concurrency {concurrency}: "
+                    f"{two.throughput_rps} vs {one.throughput_rps} req/s = "
+                    f"{two.throughput_rps / one.throughput_rps:.2f}x, p50 {two.p50_ms} vs {one.p50_ms} ms"
+                )
     return "\n".join(lines)
+
+
+def skipped(system: str, payload: str, concurrency: int, two_servers_concurrency: list[int]) -> bool:
+    """Cells not measured: the seed has no explanations; two servers only at their concurrency levels."""
+    if system == "seed" and payload == "png-explain":
+        return True
+    return system == TWO_SERVERS and concurrency not in two_servers_concurrency
 
 
 def main() -> int:
@@ -298,6 +320,13 @@ def main() -> int:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="also serve gRPC on a Unix socket (--grpc_socket_path) and measure a gateway that uses it",
+    )
+    parser.add_argument(
+        "--two-servers-concurrency",
+        type=int,
+        nargs="*",
+        default=[16],
+        help=f"concurrency levels at which to measure {TWO_SERVERS} (none: do not start a second server)",
     )
     parser.add_argument(
         "--payloads",
@@ -345,6 +374,25 @@ def main() -> int:
             )
             started.append(over_socket)
             systems["gateway-unix"] = int(over_socket.url.rsplit(":", 1)[1])
+        if args.two_servers_concurrency:
+            second = start_model_server(
+                work, model_base_path=work / "models" / "mnist", name="model_server_2"
+            )
+            started.append(second)
+            both = f"127.0.0.1:{server.grpc_port},127.0.0.1:{second.grpc_port}"
+            two = start_gateway(
+                work,
+                gateway_env(
+                    server.grpc_port,
+                    server.rest_port,
+                    "grpc",
+                    ROUTING_FILE=str(work / "routing.json"),
+                    TF_SERVING_GRPC_TARGET=both,
+                ),
+                name=TWO_SERVERS,
+            )
+            started.append(two)
+            systems[TWO_SERVERS] = int(two.url.rsplit(":", 1)[1])
         for spec in args.also_gateway:
             name, _, directory = spec.partition("=")
             other = start_gateway(
@@ -377,8 +425,8 @@ def main() -> int:
                 runs: dict[str, list] = {system: [[], 0, 0.0, 0.0] for system in systems}
                 for _ in range(rounds):
                     for system, port in systems.items():
-                        if system == "seed" and payload == "png-explain":
-                            continue  # the seed design has no explanations to compare with
+                        if skipped(system, payload, concurrency, args.two_servers_concurrency):
+                            continue
                         latencies, errors, wall, client_cpu = run_cell(
                             port,
                             body,
@@ -394,7 +442,7 @@ def main() -> int:
                         run[2] += wall
                         run[3] += client_cpu / rounds
                 for system, (latencies, errors, wall, client_cpu) in runs.items():
-                    if system == "seed" and payload == "png-explain":
+                    if skipped(system, payload, concurrency, args.two_servers_concurrency):
                         continue
                     result = summarise(system, payload, concurrency, latencies, errors, wall, client_cpu)
                     print(

@@ -109,7 +109,8 @@ def predict_batch():
 
 @api.get("/models")
 def models():
-    """Versions and states from the model server, the labels the gateway routes by, the routing."""
+    """Versions and states from the model server, the labels the gateway routes by, the routing, and each
+    model server's own versions and states (`backends`)."""
     service = _service()
     deadline = Deadline.after(service.config.upstream_timeout_s)
     statuses = service.client.model_status(deadline)
@@ -128,5 +129,17 @@ def models():
             "labels": labels,
             "routing": service.router.routing_summary(),
             "transport": service.client.transport,
+            "backends": [
+                {
+                    "address": row.address,
+                    "up": row.error is None,
+                    "versions": [
+                        {"version": item.version, "state": item.state}
+                        for item in sorted(row.versions or [], key=lambda item: item.version)
+                    ],
+                    **({"error": row.error} if row.error else {}),
+                }
+                for row in service.client.backend_statuses(deadline)
+            ],
         }
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from contract.feedback import DEFAULT_FEEDBACK_DATABASE
 from contract.mnist import MODEL_NAME, STABLE_LABEL
 from contract.state import ROUTING_FILE, STATE_DIR
+from contract.targets import TargetError, channel_target
 
 TRANSPORTS = ("grpc", "rest")
 
@@ -17,8 +18,9 @@ class GatewayConfig:
 
     serving_host: str = "127.0.0.1"
     grpc_port: int = 8500
-    # A full gRPC target, e.g. unix:/run/tfserving/grpc.sock (TF Serving's --grpc_socket_path): wins
-    # over host and port for gRPC.
+    # A full gRPC target (contract/targets.py): unix:/run/tfserving/grpc.sock (TF Serving's
+    # --grpc_socket_path), several servers (127.0.0.1:8500,127.0.0.1:8510) or dns:///name:8500; wins over
+    # host and port for gRPC.
     grpc_target_override: str = ""
     rest_port: int = 8501
     transport: str = "grpc"
@@ -52,19 +54,22 @@ class GatewayConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
-        if self.grpc_target_override.startswith("unix:") and len(self.grpc_target_override) <= 5:
-            raise ValueError("TF_SERVING_GRPC_TARGET=unix: needs a socket path, e.g. unix:/run/grpc.sock")
+        if self.grpc_target_override:
+            try:
+                channel_target(self.grpc_target_override)
+            except TargetError as exc:
+                raise ValueError(f"TF_SERVING_GRPC_TARGET: {exc}") from None
         if self.upstream_timeout_s <= 0 or self.upstream_retries < 0 or self.upstream_backoff_s < 0:
             raise ValueError("upstream timeout must be > 0 and retries/backoff >= 0")
 
     @property
     def grpc_target(self) -> str:
-        """The model server's gRPC target: TF_SERVING_GRPC_TARGET, else host:port."""
-        return self.grpc_target_override or f"{self.serving_host}:{self.grpc_port}"
+        """The gRPC channel target: TF_SERVING_GRPC_TARGET (a list as ipv4:...), else host:port."""
+        return channel_target(self.grpc_target_override or f"{self.serving_host}:{self.grpc_port}")
 
     @property
     def rest_url(self) -> str:
-        """Base URL of the model server's REST API."""
+        """Base URL of the model server's REST API: one server (TF_SERVING_GRPC_TARGET is gRPC's only)."""
         return f"http://{self.serving_host}:{self.rest_port}"
 
     @property

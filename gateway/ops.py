@@ -16,23 +16,32 @@ def healthz():
 
 @ops.get("/readyz")
 def readyz():
-    """Readiness: the model server answers and the default (non-canary) route's version is AVAILABLE."""
+    """Readiness: the default (non-canary) route's version is AVAILABLE on at least one model server.
+
+    Each server behind the target is asked on its own; the reply names each one's state of that version.
+    """
     service = current_app.extensions["gateway.service"]
     deadline = Deadline.after(service.config.upstream_timeout_s)
     try:
         route = service.router.default_route(allow_canary=False, resolve=True, deadline=deadline)
-        states = {item.version: item.state for item in service.client.model_status(deadline)}
     except GatewayError as error:
         unavailable = UpstreamUnavailable(f"not ready: {error.message}", code="not_ready")
         raise unavailable from error
-    state = states.get(route.version, "UNKNOWN")
-    if state != "AVAILABLE":
-        raise UpstreamUnavailable(f"not ready: routed version {route.version} is {state}", code="not_ready")
+    backends = service.client.backend_statuses(deadline)
+    states = {row.address: row.state_of(route.version) if row.error is None else "DOWN" for row in backends}
+    if "AVAILABLE" not in states.values():
+        said = "; ".join(f"{row.address}: {row.error or states[row.address]}" for row in backends)
+        raise UpstreamUnavailable(
+            f"not ready: routed version {route.version} is AVAILABLE on no model server ({said})",
+            code="not_ready",
+            details={"backends": states},
+        )
     return jsonify(
         {
             "status": "ready",
             "model": {"name": service.model_name, "version": route.version, "label": route.label},
             "transport": service.client.transport,
+            "backends": states,
         }
     )
 

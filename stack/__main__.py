@@ -9,7 +9,7 @@ from pathlib import Path
 
 from stack import local
 from stack.compose import Compose, ComposeError
-from stack.services import StackSettings
+from stack.services import StackSettings, forget_model_servers, model_server_places
 from stack.state import ensure_state
 
 
@@ -34,11 +34,15 @@ def choose_mode(settings: StackSettings) -> str:
     return "docker" if docker_engine_available() else "local"
 
 
-def print_urls(settings: StackSettings) -> None:
+def print_urls(settings: StackSettings, mode: str = "local") -> None:
     """Where to point a browser or curl."""
     print(f"  UI        http://127.0.0.1:{settings.ui_port}")
     print(f"  gateway   http://127.0.0.1:{settings.gateway_port}  (API docs: /docs)")
-    print(f"  TF Serving gRPC 127.0.0.1:{settings.grpc_port}, REST http://127.0.0.1:{settings.rest_port}")
+    if mode == "local":
+        for place in model_server_places(settings):
+            print(f"  TF Serving gRPC {place.grpc_address}, REST {place.rest_url}  ({place.name})")
+    else:
+        print(f"  TF Serving gRPC 127.0.0.1:{settings.grpc_port}, REST http://127.0.0.1:{settings.rest_port}")
     print(f"  live state {Path(settings.state_dir).resolve()}")
 
 
@@ -59,6 +63,10 @@ def cmd_up(settings: StackSettings, mode: str) -> int:
     # Both modes serve the live config in the state directory, seeded from serving/models.config once.
     ensure_state(Path(settings.state_dir))
     if mode == "docker":
+        if os.environ.get("MODEL_SERVERS", "1") != "1":
+            print("make up: error: MODEL_SERVERS is for local mode (STACK_MODE=local)", file=sys.stderr)
+            return 1
+        forget_model_servers(run_dir)  # only a local stack's servers are recorded
         try:
             Compose(compose_env(settings)).up()
         except ComposeError as exc:
@@ -66,16 +74,18 @@ def cmd_up(settings: StackSettings, mode: str) -> int:
             return 1
     else:
         try:
-            local.up(settings)
+            started_now = local.up(settings)
         except local.StackAlreadyRunning as exc:
             print(f"make up: {exc}")
             return 0
         except local.StackError as exc:
             print(f"make up: error: {exc}", file=sys.stderr)
             return 1
+        if started_now and len(started_now) < len(local.local_services(settings)):
+            print("started again: " + ", ".join(service.name for service in started_now))
     (run_dir / "mode").write_text(mode)
     print(f"stack up ({mode} mode) and healthy in {time.monotonic() - started:.1f} s:")
-    print_urls(settings)
+    print_urls(settings, mode)
     return 0
 
 
@@ -184,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command in ("promote", "rollback", "canary", "retire"):
         return cmd_lifecycle(args)
-    settings = StackSettings.from_env()
+    try:
+        settings = StackSettings.from_env()
+    except ValueError as exc:
+        print(f"make {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     mode = choose_mode(settings)
     if args.command == "up":
         return cmd_up(settings, mode)

@@ -1,10 +1,11 @@
 """Model lifecycle: promote, canary, roll back and retire versions by editing the live models.config.
 
 The live config and routing file live in the state directory (stack/state.py), never in the committed
-serving/ files. Each step asks the model server itself (GetModelStatus) and moves a label only once the
-target version is AVAILABLE there, then confirms on the server that the label resolves to it. When any
-of that fails (the version ends in an error, is still LOADING at the deadline, or the server does not
-answer) the step raises LifecycleError and puts the config and routing files back byte for byte.
+serving/ files. Each step asks every model server itself (GetModelStatus; several servers share one live
+config) and moves a label only once the target version is AVAILABLE on all of them, then confirms on each
+that the label resolves to it. When any of that fails (the version ends in an error, is still LOADING at
+the deadline, or a server does not answer) the step raises LifecycleError and puts the config and routing
+files back byte for byte.
 """
 
 import contextlib
@@ -20,8 +21,9 @@ from google.protobuf import text_format
 
 from contract import layout, mnist
 from contract.routing import RoutingFileError, read_routing
+from contract.targets import channel_target
 from stack import gate, model_config
-from stack.model_status import ModelServerClient, ModelServerUnavailable, model_server_address
+from stack.model_status import ModelServers, ModelServerUnavailable, model_server_address
 from stack.state import ensure_state, live_model_config, live_routing_file, state_dir, write_atomically
 
 DEFAULT_TIMEOUT_S = 90.0  # loading and warming a version on a busy 2-core machine
@@ -39,6 +41,7 @@ class Settings:
     """Where the lifecycle reads and writes, which server it asks, and its limits (see README)."""
 
     state_dir: Path
+    # The model servers' gRPC target (contract/targets.py): one address, a list, or dns:///name:port.
     model_server: str = "127.0.0.1:8500"
     # Prepended to the config's base_path, as the model server's --storage_path_prefix does.
     storage_path_prefix: str = ""
@@ -58,8 +61,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, env=os.environ) -> "Settings":
-        """STATE_DIR, TF_SERVING_HOST/TF_SERVING_GRPC_PORT, STORAGE_PATH_PREFIX (default: this folder),
-        LIFECYCLE_TIMEOUT_S, LIFECYCLE_MAX_LOADED_VERSIONS, PROMOTE_MIN_ACCURACY, PROMOTE_MAX_EXTRA_ERRORS."""
+        """STATE_DIR, the model servers (stack/model_status.py: model_server_address), STORAGE_PATH_PREFIX
+        (default: this folder), LIFECYCLE_TIMEOUT_S, LIFECYCLE_MAX_LOADED_VERSIONS, PROMOTE_MIN_ACCURACY,
+        PROMOTE_MAX_EXTRA_ERRORS."""
         try:
             settings = cls(
                 state_dir=state_dir(env),
@@ -71,6 +75,7 @@ class Settings:
                 ),
                 gate_rules=gate.GateRules.from_env(env),
             )
+            channel_target(settings.model_server)  # a malformed target is a bad setting, not "down"
         except ValueError as exc:
             raise LifecycleError(f"bad setting: {exc}") from None
         if settings.timeout_s <= 0 or settings.max_loaded_versions < 1:
@@ -123,9 +128,16 @@ def _one_at_a_time(command):
 class Lifecycle:
     """Promote, canary, roll back and retire versions of the `mnist` model."""
 
-    def __init__(self, settings: Settings, client=None, log=print, sleep=time.sleep, clock=time.monotonic):
+    def __init__(
+        self, settings: Settings, client=None, log=print, sleep=time.sleep, clock=time.monotonic, clients=None
+    ):
+        """`client` (one model server) or `clients` (several) replace the servers settings name."""
         self.settings = settings
-        self.client = client if client is not None else ModelServerClient(settings.model_server)
+        if client is not None or clients is not None:
+            fixed = [client] if client is not None else list(clients)
+            self._servers = lambda: fixed
+        else:
+            self._servers = ModelServers(settings.model_server).clients
         self.log = log
         self._sleep = sleep
         self._clock = clock
@@ -171,17 +183,31 @@ class Lifecycle:
 
     # ----------------------------------------------------------------- the server
 
-    def _versions(self) -> dict:
+    def _clients(self) -> list:
         try:
-            return self.client.versions()
+            return self._servers()
         except ModelServerUnavailable as exc:
             raise LifecycleError(f"{exc}; is the stack up (`make up`)?") from None
 
-    def _label(self, label: str) -> int | None:
-        try:
-            return self.client.label_version(label)
-        except ModelServerUnavailable as exc:
-            raise LifecycleError(str(exc)) from None
+    def _versions(self) -> dict[str, dict]:
+        """Each model server's versions by its address; every server must answer."""
+        versions = {}
+        for client in self._clients():
+            try:
+                versions[client.address] = client.versions()
+            except ModelServerUnavailable as exc:
+                raise LifecycleError(f"{exc}; is the stack up (`make up`)?") from None
+        return versions
+
+    def _labels(self, label: str) -> dict[str, int | None]:
+        """The version `label` resolves to on each model server, by its address."""
+        seen = {}
+        for client in self._clients():
+            try:
+                seen[client.address] = client.label_version(label)
+            except ModelServerUnavailable as exc:
+                raise LifecycleError(str(exc)) from None
+        return seen
 
     def _poll(self, description: str, check) -> None:
         """Call `check()` -> (done, last word) until done (it raises to fail early) or the deadline."""
@@ -197,34 +223,59 @@ class Lifecycle:
                 )
             self._sleep(POLL_INTERVAL_S)
 
-    def _wait_available(self, version: int) -> None:
-        def check():
-            row = self._versions().get(version)
-            if row is None:
-                return False, f"the model server does not know version {version} yet"
-            if row.failed:
-                raise LifecycleError(
-                    f"version {version} failed to load on the model server: {row.error_code}: "
-                    f"{row.error_message}"
-                )
-            return row.state == "AVAILABLE", f"version {version} is still {row.state}"
+    def _where(self, addresses) -> str:
+        addresses = list(addresses)
+        if len(addresses) == 1:
+            return f"the model server at {addresses[0]}"
+        return f"every model server ({', '.join(addresses)})"
 
-        self._poll(f"version {version} to be AVAILABLE", check)
-        self.log(f"version {version} is AVAILABLE on the model server")
+    def _wait_available(self, version: int) -> None:
+        seen: list[str] = []
+
+        def check():
+            waiting = []
+            servers = self._versions()
+            seen[:] = servers
+            for address, versions in servers.items():
+                row = versions.get(version)
+                if row is None:
+                    waiting.append(f"the model server at {address} does not know version {version} yet")
+                elif row.failed:
+                    raise LifecycleError(
+                        f"version {version} failed to load on the model server at {address}: "
+                        f"{row.error_code}: {row.error_message}"
+                    )
+                elif row.state != "AVAILABLE":
+                    waiting.append(f"version {version} is still {row.state} on {address}")
+            return not waiting, "; ".join(waiting)
+
+        self._poll(f"version {version} to be AVAILABLE on every model server", check)
+        self.log(f"version {version} is AVAILABLE on {self._where(seen)}")
 
     def _wait_unloaded(self, version: int) -> None:
         def check():
-            row = self._versions().get(version)
-            return row is None or row.state == "END", f"version {version} is {row.state if row else '-'}"
+            loaded = [
+                f"version {version} is {versions[version].state} on {address}"
+                for address, versions in self._versions().items()
+                if version in versions and versions[version].state != "END"
+            ]
+            return not loaded, "; ".join(loaded)
 
         self._poll(f"version {version} to be unloaded", check)
 
     def _wait_labels(self, wanted: dict[str, int | None]) -> None:
         def check():
-            seen = {label: self._label(label) for label in wanted}
-            return seen == wanted, f"the server resolves {seen}, the config says {wanted}"
+            per_label = {label: self._labels(label) for label in wanted}
+            differing = [
+                f"{address} resolves {label!r} to {version}"
+                for label, seen in per_label.items()
+                for address, version in seen.items()
+                if version != wanted[label]
+            ]
+            return not differing, f"{'; '.join(differing)}, the config says {wanted}"
 
-        self._poll("the model server to apply the label change", check)
+        servers = "the model server" if len(self._clients()) == 1 else "every model server"
+        self._poll(f"{servers} to apply the label change", check)
 
     # ----------------------------------------------------------------- writing
 

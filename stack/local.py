@@ -10,7 +10,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from stack.services import Service, StackSettings, local_services
+from stack.services import (
+    Service,
+    StackSettings,
+    forget_model_servers,
+    local_services,
+    model_server_places,
+    record_model_servers,
+    recorded_model_servers,
+)
 
 HEALTH_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 20.0
@@ -112,34 +120,68 @@ def tail(run_dir: Path, name: str, lines: int = 30) -> str:
 
 
 def up(settings: StackSettings, timeout_s: float = HEALTH_TIMEOUT_S) -> list[Service]:
-    """Start every service that is not running, each after the one before is healthy."""
+    """Start every service that is not running, each after the one before is healthy; return those started.
+
+    With the rest of the stack running, model servers that are not (one died) are started again alone.
+    """
     run_dir = Path(settings.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    services = local_services(settings)
-    running = [s.name for s in services if running_pid(run_dir, s.name)]
-    if len(running) == len(services):
+    everything = local_services(settings)
+    running = [s.name for s in everything if running_pid(run_dir, s.name)]
+    if len(running) == len(everything):
         raise StackAlreadyRunning(
             "the stack is already running (" + ", ".join(running) + "); "
             "`make status` shows it, `make down` stops it"
         )
-    if running:
+    services = [s for s in everything if s.name not in running]
+    restarting = bool(running) and all(s.name.startswith("model_server") for s in services)
+    if running and not restarting:
         raise StackError(f"part of the stack is running ({', '.join(running)}); run `make down` first")
+    recorded = {row.get("name") for row in recorded_model_servers(run_dir) or []}
+    if restarting and not {s.name for s in services} <= recorded:
+        raise StackError(
+            f"the running stack has {len(recorded)} model server(s); its gateway knows only those: "
+            "run `make down` first to change MODEL_SERVERS"
+        )
     for service in services:
         taken = [port for port in service.ports if port_in_use(port)]
         if taken:
             raise StackError(
                 f"port {taken[0]} for {service.name} is already in use by another program; "
                 "stop it or choose other ports (see README: TF_SERVING_GRPC_PORT, "
-                "TF_SERVING_REST_PORT, GATEWAY_PORT, UI_PORT)"
+                "TF_SERVING_REST_PORT, GATEWAY_PORT, UI_PORT; model server i adds 10 i to both of its own)"
             )
+    if not restarting:
+        record_model_servers(run_dir, model_server_places(settings))
     try:
-        for service in services:
-            _spawn(service, run_dir)
-            _wait_healthy(service, run_dir, timeout_s)
+        for group in _start_groups(services):
+            for service in group:
+                _spawn(service, run_dir)
+            for service in group:
+                _wait_healthy(service, run_dir, timeout_s)
     except BaseException:
-        down(settings)
+        if restarting:
+            _stop(run_dir, services)
+        else:
+            down(settings)
         raise
     return services
+
+
+def _start_groups(services: list[Service]) -> list[list[Service]]:
+    """The model servers start together (they depend on nothing); the gateway, then the UI, each after."""
+    groups: list[list[Service]] = []
+    for service in services:
+        together = (
+            groups
+            and service.name.startswith("model_server")
+            and groups[-1][0].name.startswith("model_server")
+        )
+        if together:
+            groups[-1].append(service)
+        else:
+            groups.append([service])
+    return groups
 
 
 class StackAlreadyRunning(StackError):
@@ -164,8 +206,14 @@ def _stop_pid(pid: int) -> None:
 def down(settings: StackSettings) -> list[str]:
     """Stop what `up` started (process groups from the PID files), in reverse order."""
     run_dir = Path(settings.run_dir)
+    stopped = _stop(run_dir, local_services(settings))
+    forget_model_servers(run_dir)
+    return stopped
+
+
+def _stop(run_dir: Path, services: list[Service]) -> list[str]:
     stopped = []
-    for service in reversed(local_services(settings)):
+    for service in reversed(services):
         pid = running_pid(run_dir, service.name)
         if pid is not None:
             _stop_pid(pid)

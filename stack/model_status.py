@@ -6,10 +6,13 @@ failed (END with its error) or is still LOADING, and whether a label move in the
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 
 from contract import mnist
+from contract.targets import TargetError, backend_addresses, channel_target
+from stack.services import recorded_model_servers
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_GRPC_PORT = "8500"
@@ -38,10 +41,46 @@ class VersionState:
 
 
 def model_server_address(env=os.environ) -> str:
-    """host:port of the model server's gRPC API: TF_SERVING_HOST and TF_SERVING_GRPC_PORT, as the gateway."""
+    """The model servers' gRPC target (contract/targets.py), from the first of these that is set:
+
+    TF_SERVING_GRPC_TARGET (as the gateway reads it: one address, a list, dns:///name:port); the servers
+    the local stack's `up` recorded in RUN_DIR (stack/services.py), so `make promote` after
+    `make up MODEL_SERVERS=N` asks all N; TF_SERVING_HOST and TF_SERVING_GRPC_PORT.
+    """
+    target = env.get("TF_SERVING_GRPC_TARGET", "").strip()
+    if target:
+        return target
+    recorded = recorded_model_servers(Path(env.get("RUN_DIR", "run")))
+    if recorded:
+        return ",".join(server["grpc"] for server in recorded)
     host = env.get("TF_SERVING_HOST", DEFAULT_HOST) or DEFAULT_HOST
     port = env.get("TF_SERVING_GRPC_PORT", DEFAULT_GRPC_PORT) or DEFAULT_GRPC_PORT
     return f"{host}:{port}"
+
+
+class ModelServers:
+    """The model servers behind one gRPC target, each asked on its own (a client per address, kept)."""
+
+    def __init__(self, target: str, model_name: str = mnist.MODEL_NAME):
+        self.target = target
+        self.model_name = model_name
+        self._clients: dict[str, ModelServerClient] = {}
+
+    def clients(self) -> list["ModelServerClient"]:
+        """A client for each server the target names now (a dns: name is resolved again each time)."""
+        try:
+            channel_target(self.target)
+            addresses = backend_addresses(self.target)
+        except TargetError as exc:
+            raise ModelServerUnavailable(f"bad model server target: {exc}") from None
+        except OSError as exc:
+            raise ModelServerUnavailable(f"cannot resolve the model servers {self.target!r}: {exc}") from None
+        if not addresses:
+            raise ModelServerUnavailable(f"{self.target!r} names no model server")
+        for address in addresses:
+            if address not in self._clients:
+                self._clients[address] = ModelServerClient(address, self.model_name)
+        return [self._clients[address] for address in addresses]
 
 
 class ModelServerClient:

@@ -9,7 +9,7 @@ from typing import TypeVar
 import numpy as np
 
 from gateway.deadline import Deadline
-from gateway.errors import UpstreamUnavailable
+from gateway.errors import GatewayError, UpstreamUnavailable
 
 T = TypeVar("T")
 
@@ -43,6 +43,22 @@ class ModelVersionStatus:
 
     version: int
     state: str
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """What one model server behind the target says: its versions, or why it did not answer."""
+
+    address: str
+    versions: list[ModelVersionStatus] | None
+    error: str | None = None
+
+    def state_of(self, version: int) -> str:
+        """The state this server reports for `version` (UNKNOWN when it does not know it or is down)."""
+        for item in self.versions or []:
+            if item.version == version:
+                return item.state
+        return "UNKNOWN"
 
 
 class ServingClient(abc.ABC):
@@ -84,6 +100,21 @@ class ServingClient(abc.ABC):
     @abc.abstractmethod
     def model_status(self, deadline: Deadline | None = None) -> list[ModelVersionStatus]:
         """Every version the model server knows for the model, with its state."""
+
+    def backend_statuses(self, deadline: Deadline | None = None) -> list[BackendStatus]:
+        """Each model server's own answer to GetModelStatus (one server unless the transport has more).
+
+        Never raises for a server that does not answer: its row carries the error instead.
+        """
+        try:
+            return [BackendStatus(self.backend_name, self.model_status(deadline))]
+        except GatewayError as error:
+            return [BackendStatus(self.backend_name, None, error.message)]
+
+    @property
+    def backend_name(self) -> str:
+        """How the one model server is named in backend_statuses()."""
+        return self.transport
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -1,5 +1,7 @@
-"""TF Serving client over gRPC: one channel per process, created on first use (after fork)."""
+"""TF Serving client over gRPC: one round_robin channel per process for calls, created on first use (after
+fork), and one channel per model server for per-server status."""
 
+import json
 import os
 import threading
 
@@ -7,7 +9,15 @@ import grpc
 import numpy as np
 
 from contract.mnist import EXPLAIN_SIGNATURE_NAME, INPUT_KEY, SIGNATURE_NAME
-from gateway.client.base import Explanation, ModelVersionStatus, Prediction, ServingClient, with_retries
+from contract.targets import TargetError, backend_addresses
+from gateway.client.base import (
+    BackendStatus,
+    Explanation,
+    ModelVersionStatus,
+    Prediction,
+    ServingClient,
+    with_retries,
+)
 from gateway.client.outputs import (
     EXPLAIN_OUTPUTS,
     PREDICT_OUTPUTS,
@@ -32,6 +42,12 @@ CHANNEL_OPTIONS = (
     ("grpc.enable_retries", 0),  # retries are ours: UNAVAILABLE only, bounded
     ("grpc.keepalive_time_ms", 30_000),
 )
+# gRPC's own round_robin over every address of the target (a list, or all a dns: name resolves to): a
+# call goes to the next server whose connection is READY, so a server that is down (connection refused
+# or reset) takes no calls until it reconnects. Not grpc.health.v1 health checking: TF Serving does not
+# implement that service. With one address it behaves as pick_first.
+ROUND_ROBIN = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+SHARED_CHANNEL_OPTIONS = (*CHANNEL_OPTIONS, ("grpc.service_config", ROUND_ROBIN))
 _STATE_NAMES = {value: name for name, value in pb.ModelVersionStatus.State.items()}
 # DataType -> (little-endian dtype of tensor_content, typed value field, dtype the gateway reads it as).
 _DECODERS = {
@@ -87,12 +103,15 @@ class GrpcServingClient(ServingClient):
         self._channel: grpc.Channel | None = None
         self._prediction: PredictionServiceStub | None = None
         self._models: ModelServiceStub | None = None
+        self._backends: dict[str, tuple[grpc.Channel, ModelServiceStub]] = {}
 
     def _stubs(self) -> tuple[PredictionServiceStub, ModelServiceStub]:
         """The stubs of this process's channel; a forked child opens its own."""
         with self._lock:
             if self._channel is None or self._pid != os.getpid():
-                self._channel = grpc.insecure_channel(self._config.grpc_target, options=CHANNEL_OPTIONS)
+                target = self._config.grpc_target
+                self._channel = grpc.insecure_channel(target, options=SHARED_CHANNEL_OPTIONS)
+                self._backends = {}  # a forked child opens its own
                 self._pid = os.getpid()
                 self._prediction = PredictionServiceStub(self._channel)
                 self._models = ModelServiceStub(self._channel)
@@ -181,15 +200,64 @@ class GrpcServingClient(ServingClient):
         """GetModelStatus for every version of the model."""
         request = pb.GetModelStatusRequest()
         request.model_spec.CopyFrom(self._spec())
-        response = self._call("GetModelStatus", request, "status", deadline)
-        return [
-            ModelVersionStatus(version=int(item.version), state=_STATE_NAMES.get(item.state, "UNKNOWN"))
-            for item in response.model_version_status
+        return _statuses(self._call("GetModelStatus", request, "status", deadline))
+
+    @property
+    def backend_name(self) -> str:
+        """The channel target (one server, or the list as gRPC sees it)."""
+        return self._config.grpc_target
+
+    def _backend_stubs(self, addresses: tuple[str, ...]) -> list[tuple[str, ModelServiceStub]]:
+        """A ModelService stub per server address, on channels of their own kept across calls."""
+        self._stubs()  # the per-process reset after fork
+        with self._lock:
+            for gone in set(self._backends) - set(addresses):  # a dns: name no longer resolves there
+                self._backends.pop(gone)[0].close()
+            for address in addresses:
+                if address not in self._backends:
+                    channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+                    self._backends[address] = (channel, ModelServiceStub(channel))
+            return [(address, self._backends[address][1]) for address in addresses]
+
+    def backend_statuses(self, deadline: Deadline | None = None) -> list[BackendStatus]:
+        """GetModelStatus on every model server of the target at once, one attempt each, within `deadline`."""
+        deadline = deadline or Deadline.after(self._config.upstream_timeout_s)
+        try:
+            addresses = backend_addresses(self._config.grpc_target)
+        except (OSError, TargetError) as exc:
+            return [BackendStatus(self._config.grpc_target, None, f"cannot resolve the target: {exc}")]
+        request = pb.GetModelStatusRequest()
+        request.model_spec.CopyFrom(self._spec())
+        timeout = deadline.left_for("status")
+        calls = [
+            (address, stub.GetModelStatus.future(request, timeout=timeout))
+            for address, stub in self._backend_stubs(addresses)
         ]
+        rows = []
+        for address, call in calls:
+            try:
+                response = call.result()
+            except grpc.RpcError as error:
+                failure = upstream_error(error.code().name, error.details() or "", "status")
+                rows.append(BackendStatus(address, None, failure.message))
+                continue
+            rows.append(BackendStatus(address, _statuses(response)))
+        return rows
 
     def close(self) -> None:
-        """Close this process's channel."""
+        """Close this process's channels."""
         with self._lock:
-            if self._channel is not None and self._pid == os.getpid():
-                self._channel.close()
+            if self._pid == os.getpid():
+                if self._channel is not None:
+                    self._channel.close()
+                for channel, _ in self._backends.values():
+                    channel.close()
             self._channel = None
+            self._backends = {}
+
+
+def _statuses(response: pb.GetModelStatusResponse) -> list[ModelVersionStatus]:
+    return [
+        ModelVersionStatus(version=int(item.version), state=_STATE_NAMES.get(item.state, "UNKNOWN"))
+        for item in response.model_version_status
+    ]

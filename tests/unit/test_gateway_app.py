@@ -297,6 +297,39 @@ def test_readyz_503_when_routed_version_not_available(tmp_path):
     assert_error(make_app(fake, tmp_path).test_client().get("/readyz"), 503, "not_ready")
 
 
+def test_readyz_ready_while_one_of_two_model_servers_is_down(client, fake):
+    fake.backends = {"127.0.0.1:8500": None, "127.0.0.1:8510": {1: "AVAILABLE"}}
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json()["backends"] == {"127.0.0.1:8500": "DOWN", "127.0.0.1:8510": "AVAILABLE"}
+
+
+def test_readyz_503_when_no_model_server_has_the_routed_version_available(client, fake):
+    fake.backends = {"127.0.0.1:8500": None, "127.0.0.1:8510": {1: "LOADING"}}
+    response = client.get("/readyz")
+    assert_error(response, 503, "not_ready")
+    assert response.get_json()["error"]["backends"] == {"127.0.0.1:8500": "DOWN", "127.0.0.1:8510": "LOADING"}
+    assert "connection refused" in response.get_json()["error"]["message"]
+
+
+def test_models_shows_each_model_servers_own_versions(client, fake):
+    fake.backends = {"127.0.0.1:8500": {1: "AVAILABLE", 2: "LOADING"}, "127.0.0.1:8510": None}
+    body = client.get("/v1/models").get_json()
+    assert body["backends"] == [
+        {
+            "address": "127.0.0.1:8500",
+            "up": True,
+            "versions": [{"version": 1, "state": "AVAILABLE"}, {"version": 2, "state": "LOADING"}],
+        },
+        {
+            "address": "127.0.0.1:8510",
+            "up": False,
+            "versions": [],
+            "error": "model server unavailable: connection refused",
+        },
+    ]
+
+
 def test_upstream_down_is_503_with_retry_after(client, fake):
     fake.failure = UpstreamUnavailable("connection refused")
     response = client.post("/v1/predict", json={"image": png_b64()})

@@ -240,8 +240,9 @@ def test_retire_under_all_is_refused_unless_switching_to_specific_is_asked(tmp_p
 class FakeModelServer:
     """Answers from the live config as TF Serving would; `states` overrides a version's state."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, address: str = "fake"):
         self.settings = settings
+        self.address = address
         self.states: dict[int, VersionState] = {}
         self.down = False
         self.ignores_config = False  # a server that never applies a new config (e.g. it rejects it)
@@ -370,6 +371,77 @@ def test_model_server_down_changes_nothing(setup):
     assert snapshot(settings) == before
 
 
+@pytest.fixture
+def two_servers(setup):
+    """The same live config served by two model servers; the lifecycle asks both."""
+    _, settings, first, _ = setup
+    first.address = "127.0.0.1:8500"
+    second = FakeModelServer(settings, "127.0.0.1:8510")
+    clock = iter(range(0, 10_000))
+    lifecycle = Lifecycle(
+        settings,
+        log=lambda message: None,
+        sleep=lambda s: None,
+        clock=lambda: next(clock),
+        clients=[first, second],
+    )
+    return lifecycle, settings, first, second
+
+
+def test_promote_moves_stable_once_every_model_server_has_the_version(two_servers):
+    lifecycle, settings, _, _ = two_servers
+    lifecycle.promote(2)
+    lifecycle.canary(1, 20)
+    assert live_entry(settings).version_labels["stable"] == 2
+    assert read_routing(settings.routing_file)["canary_percent"] == 20
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        (
+            VersionState(2, "END", "NOT_FOUND", "Could not find SavedModel .pb"),
+            "version 2 failed to load on the model server at 127.0.0.1:8510",
+        ),
+        (
+            VersionState(2, "LOADING", "OK", ""),
+            "waiting for version 2 .*: version 2 is still LOADING on 127.0.0.1:8510",
+        ),
+    ],
+    ids=["load_error", "still_loading"],
+)
+def test_a_version_missing_on_one_model_server_moves_no_label(two_servers, state, message):
+    lifecycle, settings, _, second = two_servers
+    second.states[2] = state
+    before = snapshot(settings)
+    with pytest.raises(LifecycleError, match=message):
+        lifecycle.promote(2)
+    with pytest.raises(LifecycleError, match=message):
+        lifecycle.canary(2, 10)
+    assert snapshot(settings) == before
+
+
+def test_one_model_server_down_changes_nothing(two_servers):
+    lifecycle, settings, _, second = two_servers
+    second.down = True
+    before = snapshot(settings)
+    with pytest.raises(LifecycleError, match="the model server at fake did not answer GetModelStatus"):
+        lifecycle.promote(2)
+    with pytest.raises(LifecycleError, match="did not answer"):
+        lifecycle.canary(2, 10)
+    assert snapshot(settings) == before
+
+
+def test_a_label_one_model_server_never_applies_is_undone(two_servers):
+    lifecycle, settings, _, second = two_servers
+    lifecycle.promote(2)
+    second.ignores_config = True
+    before = snapshot(settings)
+    with pytest.raises(LifecycleError, match="every model server to apply the label change: 127.0.0.1:8510"):
+        lifecycle.rollback()
+    assert snapshot(settings) == before
+
+
 def test_label_the_server_never_applies_restores_config_and_history(setup):
     lifecycle, settings, server, _ = setup
     lifecycle.promote(2)
@@ -469,5 +541,18 @@ def test_settings_come_from_the_state_dir_and_env(tmp_path):
     assert settings.model_config_file == tmp_path / "models.config"
     assert settings.routing_file == tmp_path / "routing.json"
     assert (settings.model_server, settings.timeout_s) == ("127.0.0.1:9123", 7.0)
+    assert Settings.from_env({"TF_SERVING_GRPC_TARGET": "127.0.0.1:1,127.0.0.1:2"}).model_server == (
+        "127.0.0.1:1,127.0.0.1:2"
+    )
+    with pytest.raises(LifecycleError, match="bad setting"):
+        Settings.from_env({"TF_SERVING_GRPC_TARGET": "a:1,b:2"})
+
+
+def test_the_servers_a_local_stack_recorded_are_the_ones_asked(tmp_path):
+    from stack.services import StackSettings, model_server_places, record_model_servers
+
+    record_model_servers(tmp_path, model_server_places(StackSettings(grpc_port=9500, model_servers=3)))
+    settings = Settings.from_env({"RUN_DIR": str(tmp_path), "TF_SERVING_GRPC_PORT": "9123"})
+    assert settings.model_server == "127.0.0.1:9500,127.0.0.1:9510,127.0.0.1:9520"
     with pytest.raises(LifecycleError, match="bad setting"):
         Settings.from_env({"LIFECYCLE_TIMEOUT_S": "soon"})

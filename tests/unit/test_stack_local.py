@@ -171,3 +171,65 @@ def test_a_failed_compose_up_is_an_error_that_names_the_local_server_override(tm
     _fake_cli(tmp_path, "compose", 1)
     with pytest.raises(ComposeError, match="docker-compose.local-server.yml"):
         Compose({}, cli=[str(tmp_path / "compose")]).up(timeout_s=1)
+
+
+def test_model_servers_get_ports_ten_apart_and_the_gateway_gets_them_all():
+    settings = StackSettings.from_env({"MODEL_SERVERS": "3", "TF_SERVING_GRPC_PORT": "9500"})
+    services = local_services(settings)
+    assert [s.name for s in services] == ["model_server", "model_server_2", "model_server_3", "gateway", "ui"]
+    assert [s.ports for s in services[:3]] == [(9500, 8501), (9510, 8511), (9520, 8521)]
+    assert "--port=9510" in services[1].args and "--rest_api_port=8511" in services[1].args
+    assert services[1].health_url == "http://127.0.0.1:8511/v1/models/mnist"
+    gateway = services[3]
+    assert gateway.env["TF_SERVING_GRPC_TARGET"] == "127.0.0.1:9500,127.0.0.1:9510,127.0.0.1:9520"
+    # Every model server serves the same live config.
+    configs = {arg for s in services[:3] for arg in s.args if arg.startswith("--model_config_file=")}
+    assert len(configs) == 1
+
+
+def test_model_servers_start_together_then_gateway_then_ui():
+    services = local_services(StackSettings(model_servers=2))
+    assert [[s.name for s in group] for group in local._start_groups(services)] == [
+        ["model_server", "model_server_2"],
+        ["gateway"],
+        ["ui"],
+    ]
+
+
+@pytest.mark.parametrize("count", ["0", "10"])
+def test_model_servers_out_of_range_is_refused(count):
+    with pytest.raises(ValueError, match="MODEL_SERVERS"):
+        StackSettings.from_env({"MODEL_SERVERS": count})
+
+
+def test_down_and_status_see_the_servers_up_recorded(tmp_path):
+    from stack.services import model_server_places, record_model_servers, recorded_model_servers
+
+    record_model_servers(tmp_path, model_server_places(StackSettings(model_servers=2)))
+    assert [row["grpc"] for row in recorded_model_servers(tmp_path)] == ["127.0.0.1:8500", "127.0.0.1:8510"]
+    settings = StackSettings.from_env({"RUN_DIR": str(tmp_path)})
+    assert settings.model_servers == 2
+    assert local.down(settings) == [] and recorded_model_servers(tmp_path) is None
+    assert StackSettings.from_env({"RUN_DIR": str(tmp_path)}).model_servers == 1
+
+
+def test_up_with_only_part_of_the_stack_running_starts_nothing_unless_only_model_servers_are_missing(
+    tmp_path,
+):
+    # Our own process stands for a running UI; the gateway is not running, so this is no model server restart.
+    record = {"pid": os.getpid(), "start_time": local._start_time(os.getpid()), "args": []}
+    (tmp_path / "ui.pid").write_text(json.dumps(record))
+    with pytest.raises(local.StackError, match="part of the stack is running"):
+        local.up(StackSettings(run_dir=str(tmp_path), model_servers=2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ui.pid"]
+
+
+def test_more_model_servers_than_the_running_stack_has_is_refused(tmp_path):
+    from stack.services import model_server_places, record_model_servers
+
+    record_model_servers(tmp_path, model_server_places(StackSettings(model_servers=2)))
+    record = {"pid": os.getpid(), "start_time": local._start_time(os.getpid()), "args": []}
+    for name in ("model_server", "model_server_2", "gateway", "ui"):
+        (tmp_path / f"{name}.pid").write_text(json.dumps(record))
+    with pytest.raises(local.StackError, match="run `make down` first to change MODEL_SERVERS"):
+        local.up(StackSettings(run_dir=str(tmp_path), model_servers=3))
