@@ -3,7 +3,7 @@
 Starts the local model server, the gateway under gunicorn (gRPC transport over TCP, and a second one
 over the model server's --grpc_socket_path Unix socket), a gateway over two model servers
 (`gateway-2-servers`: a second model server on the same models, the gateway given both as one
-round_robin target; measured at concurrency 16 only, against `gateway`, its one-server baseline) and the
+round_robin target; measured at concurrency 1 and 16 against `gateway`, its one-server baseline) and the
 seed baseline (bench/seed_app.py: Flask + Keras model.predict in-process) on free loopback ports, then
 drives each with a bounded closed-loop load (concurrency 1 and 16) for a PNG upload and for a JSON pixel
 array, and prints p50/p95/p99 latency and throughput side by side.
@@ -325,7 +325,7 @@ def main() -> int:
         "--two-servers-concurrency",
         type=int,
         nargs="*",
-        default=[16],
+        default=[1, 16],
         help=f"concurrency levels at which to measure {TWO_SERVERS} (none: do not start a second server)",
     )
     parser.add_argument(
