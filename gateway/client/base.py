@@ -71,9 +71,9 @@ class ServingClient(abc.ABC):
     """
 
     transport = "abstract"
-    # True when a predict by label reports the version that served it (gRPC's reply model_spec), so
-    # the router need not resolve labels first.
-    predicts_by_label = False
+    # True when a predict's reply names the version that served it (gRPC's reply model_spec), so the
+    # router need not resolve a label or "latest" first: TF Serving resolves them within the predict.
+    reply_names_version = False
 
     @abc.abstractmethod
     def predict(
@@ -84,7 +84,9 @@ class ServingClient(abc.ABC):
         label: str | None = None,
         deadline: Deadline | None = None,
     ) -> Prediction:
-        """Probabilities for a float32 [N, 28, 28, 1] batch from one version, or a label's version."""
+        """Probabilities for a float32 [N, 28, 28, 1] batch from one version, a label's version, or
+        (neither given, only where `reply_names_version`) the model server's latest AVAILABLE version.
+        """
 
     @abc.abstractmethod
     def explain(self, images: np.ndarray, *, version: int, deadline: Deadline | None = None) -> Explanation:
