@@ -15,10 +15,12 @@ from gateway.errors import NotFound, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 
+NO_AVAILABLE_VERSION = "the model server has no AVAILABLE version of the model"
+
 
 @dataclass(frozen=True)
 class Route:
-    """What to call: a version, or a label TF Serving resolves itself (version None); and the label."""
+    """What to call: a version, a label TF Serving resolves itself, or neither (TF Serving's latest)."""
 
     version: int | None
     label: str | None
@@ -50,11 +52,12 @@ class RoutingFile:
 
 
 class Router:
-    """Choose a request's route; labels are resolved (cached `cache_s`) only where the client needs it.
+    """Choose a request's route; labels and "latest" are resolved (cached `cache_s`) only where needed.
 
-    Over gRPC a predict names the label and TF Serving resolves it, so the predict path makes no
-    metadata call; a label that turned out unknown is remembered for `cache_s` so the default route
-    skips it. Over REST labels are resolved with metadata and cached.
+    Over gRPC a predict names the label, or no version at all for the latest, and TF Serving resolves
+    it, so the predict path makes no metadata or status call; a label that turned out unknown is
+    remembered for `cache_s` so the default route skips it. Over REST (whose predict reply does not
+    name the version) labels are resolved with metadata, the latest with status, both cached.
     """
 
     def __init__(
@@ -67,7 +70,7 @@ class Router:
         rng: random.Random | None = None,
     ):
         self._client = client
-        self._by_label = client.predicts_by_label
+        self._by_reply = client.reply_names_version
         self._default_label = default_label
         self._routing_file = routing_file
         self._cache_s = cache_s
@@ -83,7 +86,7 @@ class Router:
         if version is not None:
             return Route(version, None)
         if label is not None:
-            if self._by_label:
+            if self._by_reply:
                 return Route(None, label)
             resolved = self.resolve_label(label, deadline)
             if resolved is None:
@@ -96,7 +99,9 @@ class Router:
     ) -> Route:
         """Canary by its share when the label exists, else the default label, else the latest version.
 
-        `resolve` asks for a version even where the client could predict by label (readiness).
+        The latest is Route(None, None) where the predict reply names the version: TF Serving serves its
+        latest AVAILABLE, so no status call can disagree with the predict (a KServe canary puts two
+        revisions behind one target). `resolve` asks for a version number anyway (readiness).
         """
         percent = self._routing_file.canary_percent() if allow_canary else 0.0
         if percent > 0 and self._rng.random() * 100 < percent:
@@ -107,13 +112,15 @@ class Router:
             stable = self._label_route(self._default_label, resolve, deadline)
             if stable is not None:
                 return stable
+        if self._by_reply and not resolve:
+            return Route(None, None)
         latest = self.latest_available(deadline)
         if latest is None:
-            raise UpstreamUnavailable("the model server has no AVAILABLE version of the model")
+            raise UpstreamUnavailable(NO_AVAILABLE_VERSION)
         return Route(latest, None)
 
     def _label_route(self, label: str, resolve: bool, deadline: Deadline | None) -> Route | None:
-        if self._by_label and not resolve:
+        if self._by_reply and not resolve:
             return None if self._known_missing(label) else Route(None, label)
         version = self.resolve_label(label, deadline)
         return Route(version, label) if version is not None else None

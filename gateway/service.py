@@ -33,7 +33,7 @@ from gateway.heatmap import heatmap_png
 from gateway.inputs import ImageInput, Options
 from gateway.metrics import GatewayMetrics
 from gateway.preprocess import decode_image, pixels_to_image, preprocess, stack, to_png
-from gateway.routing import Route, Router
+from gateway.routing import NO_AVAILABLE_VERSION, Route, Router
 
 # Routes one predict may try: canary, then the default label, then the latest version.
 MAX_ROUTE_ATTEMPTS = 3
@@ -81,8 +81,9 @@ class PredictionService:
         """One upstream predict for the batch, all upstream calls within one deadline (the request's).
 
         The default route falls back (canary -> default label -> latest) past a label the server
-        cannot serve, and re-routes when a cached version vanished in a hot swap. reject=true against
-        a version without the digit judgement is a 409: the guard asked for cannot be given.
+        cannot serve, and re-routes when a cached version vanished in a hot swap; an unpinned latest
+        that finds no version is a 503. reject=true against a version without the digit judgement is
+        a 409: the guard asked for cannot be given.
         """
         batch = stack(images)
         deadline = deadline or Deadline.after(self.config.upstream_timeout_s)
@@ -103,6 +104,9 @@ class PredictionService:
                             f"unknown model version label {route.label!r}", code="unknown_label"
                         ) from error
                     raise  # the label's version is not served
+                if route.version is None and route.label is None:
+                    # The unpinned latest found nothing: no version is AVAILABLE, nothing to fall back to.
+                    raise UpstreamUnavailable(NO_AVAILABLE_VERSION) from error
                 if attempt + 1 == MAX_ROUTE_ATTEMPTS:
                     raise
                 if route.version is None:

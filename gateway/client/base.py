@@ -9,7 +9,7 @@ from typing import TypeVar
 import numpy as np
 
 from gateway.deadline import Deadline
-from gateway.errors import GatewayError, UpstreamUnavailable
+from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
 
 T = TypeVar("T")
 
@@ -71,9 +71,9 @@ class ServingClient(abc.ABC):
     """
 
     transport = "abstract"
-    # True when a predict by label reports the version that served it (gRPC's reply model_spec), so
-    # the router need not resolve labels first.
-    predicts_by_label = False
+    # True when a predict's reply names the version that served it (gRPC's reply model_spec), so the
+    # router need not resolve a label or "latest" first: TF Serving resolves them within the predict.
+    reply_names_version = False
 
     @abc.abstractmethod
     def predict(
@@ -84,7 +84,9 @@ class ServingClient(abc.ABC):
         label: str | None = None,
         deadline: Deadline | None = None,
     ) -> Prediction:
-        """Probabilities for a float32 [N, 28, 28, 1] batch from one version, or a label's version."""
+        """Probabilities for a float32 [N, 28, 28, 1] batch from one version, a label's version, or
+        (neither given, only where `reply_names_version`) the model server's latest AVAILABLE version.
+        """
 
     @abc.abstractmethod
     def explain(self, images: np.ndarray, *, version: int, deadline: Deadline | None = None) -> Explanation:
@@ -131,15 +133,24 @@ def with_retries(
     """Run `call`, retrying only UpstreamUnavailable, with exponential backoff, within `deadline`.
 
     `pause(seconds)` waits out a backoff (time.sleep; a test may record it instead). A backoff
-    that would end past the deadline is not started: the last error is the answer.
+    that would end past the deadline is not started: the last error is the answer. A retry that
+    runs out of deadline answers the UpstreamUnavailable it retried (503), not UpstreamTimeout (504).
     """
     attempt = 0
+    unavailable: UpstreamUnavailable | None = None
     while True:
         try:
             return call()
-        except UpstreamUnavailable:
+        except UpstreamUnavailable as error:
+            unavailable = error
             delay = backoff_s * (2**attempt)
             if attempt >= retries or delay >= deadline.remaining():
                 raise
             pause(delay)
             attempt += 1
+        except UpstreamTimeout as timeout:
+            # The server's last real answer was "unavailable" (e.g. Knative's activator giving up on a
+            # cold start): a 503 with Retry-After tells the client what to do, a 504 would not.
+            if unavailable is None:
+                raise
+            raise unavailable from timeout

@@ -94,7 +94,7 @@ class GrpcServingClient(ServingClient):
     """PredictionService/ModelService calls within the request's deadline, retrying UNAVAILABLE."""
 
     transport = "grpc"
-    predicts_by_label = True
+    reply_names_version = True
 
     def __init__(self, config: GatewayConfig):
         self._config = config
@@ -148,19 +148,20 @@ class GrpcServingClient(ServingClient):
         label: str | None = None,
         deadline: Deadline | None = None,
     ) -> Prediction:
-        """Predict with a version or a version_label; the reply's model_spec.version is the one reported.
+        """Predict with a version, a version_label or neither (TF Serving's latest AVAILABLE version); the
+        reply's model_spec.version is the one reported.
 
-        TF Serving resolves the label itself, so a label costs no metadata call.
+        TF Serving resolves the label or the latest itself, so neither costs a metadata or status call.
         """
-        if (version is None) == (label is None):
-            raise ValueError("predict needs exactly one of version or label")
+        if version is not None and label is not None:
+            raise ValueError("predict takes a version or a label, not both")
         # No output_filter: naming an output a version lacks is an error in TF Serving, and versions
         # differ (the judgement outputs are newer than version 1); every version's outputs are small.
         request = pb.PredictRequest()
         request.model_spec.CopyFrom(self._spec(signature_name=SIGNATURE_NAME))
         if version is not None:
             request.model_spec.version.value = version
-        else:
+        elif label is not None:
             request.model_spec.version_label = label
         request.inputs[INPUT_KEY].CopyFrom(tensor_from_array(images))
         response = self._call("Predict", request, "predict", deadline)
@@ -169,7 +170,8 @@ class GrpcServingClient(ServingClient):
         elif version is not None:
             served = version
         else:
-            raise UpstreamError(f"the predict reply for label {label!r} does not say which version served it")
+            asked = f"label {label!r}" if label is not None else "the latest version"
+            raise UpstreamError(f"the predict reply for {asked} does not say which version served it")
         outputs = outputs_from_response(response, PREDICT_OUTPUTS)
         return prediction_from_outputs(outputs, len(images), int(served))
 

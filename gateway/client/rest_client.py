@@ -92,11 +92,12 @@ class RestServingClient(ServingClient):
     ) -> Prediction:
         """POST .../versions/<v>:predict in the columnar ("inputs") format.
 
-        TF Serving's REST API has .../labels/<l>:predict, but its reply does not say which version
-        served, so a label is resolved first (metadata) and the version named in the predict.
+        TF Serving's REST API has .../labels/<l>:predict and .../<name>:predict (the latest), but its
+        reply does not say which version served, so a label is resolved first (metadata) and the
+        version named in the predict; the router resolves the latest (status) for the same reason.
         """
         if (version is None) == (label is None):
-            raise ValueError("predict needs exactly one of version or label")
+            raise ValueError("a REST predict needs exactly one of version or label")
         if version is None:
             version = self.version_for_label(label, deadline)
         reply = self._predict(SIGNATURE_NAME, images, int(version), "predict", deadline)

@@ -161,18 +161,21 @@ def test_unknown_label_is_404_from_the_predict_itself(stack):
 
 
 def test_one_deadline_covers_every_upstream_call_of_a_request(tmp_path):
-    # Default route with no label: GetModelStatus (latest version), then Predict. Each takes 0.7 s in
-    # a 1 s budget: with a deadline per call the request took 1.4 s and answered 200.
+    # explain=true: the Predict, then the explain call to the version that answered. Each takes 0.7 s
+    # in a 1 s budget: with a deadline per call the request took 1.4 s and answered.
     server = start_model_server(tmp_path)
     proxy = CountingPassThrough(server.grpc_target)
     env = gateway_env(proxy.port, server.rest_port, "grpc", DEFAULT_LABEL="", UPSTREAM_TIMEOUT_S="1.0")
     env["LABEL_CACHE_S"] = "0"
     gateway = start_gateway(tmp_path, env, workers=1, threads=2)
     try:
+        before = proxy.snapshot()
         assert predict(gateway.url).status_code == 200
+        # No label: the latest, one Predict naming no version (no GetModelStatus first).
+        assert proxy.snapshot() - before == Counter({"Predict": 1})
         proxy.delay_s = 0.7
         start = time.monotonic()
-        reply = predict(gateway.url)
+        reply = predict(gateway.url, explain="true")
         elapsed = time.monotonic() - start
         assert reply.status_code == 504 and reply.json()["error"]["code"] == "upstream_timeout", reply.text
         assert elapsed < 2 * proxy.delay_s

@@ -13,7 +13,7 @@ from gateway import create_app
 from gateway.config import GatewayConfig
 from gateway.errors import UpstreamTimeout, UpstreamUnavailable
 from tests.fixtures.digit_images import draw_digit, encode, png_header_only, rgba_canvas
-from tests.fixtures.gateway_fakes import FakeServingClient
+from tests.fixtures.gateway_fakes import FakeCanaryRevisions, FakeServingClient
 
 
 @pytest.fixture
@@ -119,9 +119,62 @@ def test_latest_version_when_no_label_configured(tmp_path):
     assert response.get_json()["model"] == {"name": "mnist", "version": 3, "label": None}
 
 
+@pytest.mark.parametrize("by_reply", [True, False], ids=["grpc-like", "rest-like"])
+def test_latest_is_unpinned_where_the_reply_names_the_version(tmp_path, by_reply):
+    fake = FakeServingClient(
+        versions={1: "AVAILABLE", 3: "AVAILABLE"}, labels={}, reply_names_version=by_reply
+    )
+    client = make_app(fake, tmp_path, default_label="").test_client()
+    response = client.post("/v1/predict", json={"image": png_b64()})
+    assert response.get_json()["model"] == {"name": "mnist", "version": 3, "label": None}
+    # gRPC: a ModelSpec without version or label, TF Serving serves its latest; REST must pin a number.
+    assert [call[1:] for call in fake.predict_calls] == [(None, None) if by_reply else (3, None)]
+    assert fake.status_calls == (0 if by_reply else 1)
+
+
+def test_a_kserve_canary_behind_one_target_answers_from_either_revision(tmp_path):
+    fake = FakeCanaryRevisions(1, 2)
+    client = make_app(fake, tmp_path, default_label="").test_client()
+    replies = [client.post("/v1/predict", json={"image": png_b64()}) for _ in range(4)]
+    assert [reply.status_code for reply in replies] == [200] * 4
+    # One unpinned call per request, so no status answer from one revision can contradict the other.
+    assert [reply.get_json()["model"] for reply in replies] == [
+        {"name": "mnist", "version": version, "label": None} for version in (1, 2, 1, 2)
+    ]
+    assert fake.status_calls == 0
+
+
+def test_explain_during_a_kserve_canary_asks_the_version_that_answered_or_is_503(tmp_path):
+    fake = FakeCanaryRevisions(1, 2)
+    client = make_app(fake, tmp_path, default_label="").test_client()
+    response = client.post("/v1/predict?explain=true", json={"image": png_b64()})
+    # Version 1 answered the predict; the explain call reached version 2's revision, which lacks it.
+    assert_error(response, 503, "version_unloaded")
+    assert [version for _, version in fake.explain_calls] == [1]
+
+
+@pytest.mark.parametrize("by_reply", [True, False], ids=["grpc-like", "rest-like"])
+def test_no_available_version_on_the_latest_route_is_503(tmp_path, by_reply):
+    fake = FakeServingClient(versions={1: "LOADING"}, labels={}, reply_names_version=by_reply)
+    response = (
+        make_app(fake, tmp_path, default_label="")
+        .test_client()
+        .post("/v1/predict", json={"image": png_b64()})
+    )
+    assert_error(response, 503, "upstream_unavailable")
+    assert response.headers["Retry-After"] == "1"
+
+
+def test_readyz_resolves_the_latest_to_a_number_without_labels(tmp_path):
+    fake = FakeServingClient(versions={1: "AVAILABLE", 3: "AVAILABLE"}, labels={})
+    response = make_app(fake, tmp_path, default_label="").test_client().get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json()["model"] == {"name": "mnist", "version": 3, "label": None}
+
+
 @pytest.mark.parametrize("by_label", [True, False], ids=["grpc-like", "rest-like"])
 def test_label_predict_is_one_upstream_call(tmp_path, by_label):
-    fake = FakeServingClient(labels={"stable": 1}, predicts_by_label=by_label)
+    fake = FakeServingClient(labels={"stable": 1}, reply_names_version=by_label)
     client = make_app(fake, tmp_path).test_client()
     for _ in range(5):
         assert client.post("/v1/predict", json={"image": png_b64()}).get_json()["model"]["version"] == 1
@@ -131,7 +184,7 @@ def test_label_predict_is_one_upstream_call(tmp_path, by_label):
 
 
 def test_models_listing_does_not_flush_the_route_cache(tmp_path):
-    fake = FakeServingClient(labels={"stable": 1}, predicts_by_label=False)
+    fake = FakeServingClient(labels={"stable": 1}, reply_names_version=False)
     client = make_app(fake, tmp_path, cache=60.0).test_client()
     client.post("/v1/predict", json={"image": png_b64()})
     for _ in range(3):  # open UI tabs poll this
@@ -141,7 +194,7 @@ def test_models_listing_does_not_flush_the_route_cache(tmp_path):
 
 
 def test_every_upstream_call_of_a_request_shares_one_deadline(tmp_path):
-    fake = FakeServingClient(versions={1: "AVAILABLE", 2: "AVAILABLE"}, labels={}, predicts_by_label=False)
+    fake = FakeServingClient(versions={1: "AVAILABLE", 2: "AVAILABLE"}, labels={}, reply_names_version=False)
     client = make_app(fake, tmp_path, upstream_timeout_s=7.0).test_client()
     # Three upstream calls: resolve "stable" (unknown), list the versions, predict with the latest.
     assert client.post("/v1/predict", json={"image": png_b64()}).status_code == 200
@@ -171,7 +224,7 @@ def test_canary_label_on_a_version_not_served_falls_back_to_stable(fake, tmp_pat
 
 @pytest.mark.parametrize("by_label", [True, False], ids=["grpc-like", "rest-like"])
 def test_label_moved_after_caching_is_followed_without_error(tmp_path, by_label):
-    fake = FakeServingClient(versions={1: "AVAILABLE", 2: "AVAILABLE"}, predicts_by_label=by_label)
+    fake = FakeServingClient(versions={1: "AVAILABLE", 2: "AVAILABLE"}, reply_names_version=by_label)
     client = make_app(fake, tmp_path, cache=60.0).test_client()
     assert client.post("/v1/predict", json={"image": png_b64()}).get_json()["model"]["version"] == 1
     fake.labels["stable"] = 2

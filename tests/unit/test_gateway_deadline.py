@@ -1,4 +1,4 @@
-"""The request deadline bounds retries and backoff; a spent deadline is a 504 before any call."""
+"""The request deadline bounds retries and backoff; a spent deadline is a 504 unless a 503 was retried."""
 
 import time
 
@@ -45,3 +45,43 @@ def test_retries_stop_within_the_deadline_even_with_retries_left():
         )
     # The pause does not sleep, so about 1 s stays left: backoffs of 0.3 and 0.6 fit, 1.2 does not.
     assert pauses == [0.3, 0.6]
+
+
+def scripted(*errors):
+    """A call raising `errors` in turn (None answers "ok"), and the list of attempts it saw."""
+    attempts = []
+
+    def call():
+        attempts.append(len(attempts))
+        error = errors[len(attempts) - 1]
+        if error is None:
+            return "ok"
+        raise error
+
+    return call, attempts
+
+
+def test_a_retry_that_runs_out_of_deadline_answers_the_unavailable_it_retried():
+    # A cold start behind Knative: the activator gave up (UNAVAILABLE), the retry met the deadline.
+    unavailable = UpstreamUnavailable("activator request timeout")
+    call, attempts = scripted(unavailable, UpstreamTimeout("predict in time"))
+    with pytest.raises(UpstreamUnavailable) as info:
+        with_retries(call, retries=3, backoff_s=0.01, deadline=Deadline.after(5.0), pause=lambda _: None)
+    assert info.value is unavailable and info.value.status == 503 and len(attempts) == 2
+    assert isinstance(info.value.__cause__, UpstreamTimeout)
+
+
+def test_a_first_attempt_that_times_out_stays_a_timeout():
+    call, attempts = scripted(UpstreamTimeout("predict in time"), None)
+    with pytest.raises(UpstreamTimeout) as info:
+        with_retries(call, retries=3, backoff_s=0.01, deadline=Deadline.after(5.0), pause=lambda _: None)
+    assert info.value.status == 504 and len(attempts) == 1
+
+
+def test_a_retry_can_still_succeed_after_unavailable():
+    call, attempts = scripted(UpstreamUnavailable("down"), None)
+    assert (
+        with_retries(call, retries=3, backoff_s=0.01, deadline=Deadline.after(5.0), pause=lambda _: None)
+        == "ok"
+    )
+    assert len(attempts) == 2

@@ -213,7 +213,7 @@ def test_explain_is_pinned_to_the_version_number_even_when_the_label_moves(tmp_p
         labels={"stable": NEW},
         judged={NEW},
         explainable={NEW},
-        predicts_by_label=by_label,
+        reply_names_version=by_label,
     )
     client = create_app(
         GatewayConfig(routing_file=str(tmp_path / "r.json")), serving_client=fake

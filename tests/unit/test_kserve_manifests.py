@@ -27,8 +27,8 @@ ORIGINAL_DIR = Path(
     os.environ.get("KSERVE_SCHEMA_ORIGINAL", REPO_ROOT.parent / "shared" / "schemas" / "kserve")
 )
 COPIED = ("serving.kserve.io_inferenceservices.yaml", "kserve-tensorflow-serving.yaml", "LICENSE")
-# The longest cold start the gateway's deadline is meant to cover: schedule a pod, start TF Serving from a
-# cached image, load and warm up one version (README "Scaling out", KServe).
+# The longest cold start the predictor's timeout (so the gateway's deadline) must cover: schedule a pod,
+# start TF Serving from a cached image, load and warm up one version (README "Scaling out", KServe).
 COLD_START_BUDGET_S = 30
 
 
@@ -221,6 +221,18 @@ def test_the_gateway_is_configured_for_kserve_by_its_own_variables(objects, isvc
     assert config.upstream_timeout_s >= COLD_START_BUDGET_S
     # Readiness must not call the predictor (each probe would be a request keeping it from zero).
     assert gateway["readinessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_knative_gives_up_on_a_cold_start_before_the_gateway_does(objects, validator, isvc):
+    config_maps = {item["metadata"]["name"]: item for item in of_kind(objects, "ConfigMap")}
+    (gateway,) = containers(find(objects, "Deployment", "gateway"))
+    config = GatewayConfig.from_env(env_of(gateway, config_maps))
+    timeout_s = isvc["spec"]["predictor"]["timeout"]  # KServe: the revision's timeoutSeconds
+    assert _errors(validator, isvc) == []
+    # Knative's activator answers first (504 -> gRPC UNAVAILABLE), so the gateway's answer is 503 +
+    # Retry-After, not its own 504 at the deadline; and the activator waits out the cold start budgeted.
+    assert COLD_START_BUDGET_S <= timeout_s < config.upstream_timeout_s
+    assert config.retry_after_s > 0
 
 
 def test_the_ui_waits_for_the_gateway_longer_than_the_gateway_waits_for_a_cold_start(objects):
