@@ -16,7 +16,7 @@ from tools.trust import DEFAULT_SEED, tally
 from tools.trust_sets import DIGIT, SETS, TrustSet
 
 # Uploads per set, for every set: what `make trust TRUST_ARGS="--limit 200"` sends. Making and preprocessing
-# them took 14 s here, once a retrain (both versions predict the same inputs, 2 s each); a share is then
+# them took 14-21 s here, once a retrain (both versions predict the same inputs, 2 s each); a share is then
 # known to a few points, so the card shows figures, not make trust's pass/fail (run it on the new version).
 SAMPLES_PER_SET = 200
 
@@ -35,7 +35,7 @@ class TrustInputs:
 def trust_inputs(
     sets: tuple[TrustSet, ...] = SETS, samples: int = SAMPLES_PER_SET, seed: int = DEFAULT_SEED
 ) -> list[TrustInputs]:
-    """Each set's first `samples` uploads (its own seeded generator) through the gateway's preprocessing."""
+    """`samples` uploads of each set (its own seeded generator) through the gateway's preprocessing."""
     from training.evaluate import gateway_inputs
 
     prepared = []
