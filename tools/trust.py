@@ -32,6 +32,7 @@ IN_FLIGHT = 2  # batches sent at once: the gateway preprocesses one while the mo
 UNUSABLE_STATUS = 422  # the gateway's "no digit found" / "not a digit": the input was judged, and refused
 NOT_A_DIGIT = "not_a_digit"
 FAILING = ("fail", "no judgement", "error")
+DEFAULT_SEED = 0  # also the seed of make retrain's trust rows (training/trust_figures.py)
 
 
 def outcome(slot: dict) -> str:
@@ -205,7 +206,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--models", type=Path, default=MODELS_DIR, help="TF Serving base path of the model")
     parser.add_argument("--sets", help=f"comma-separated subset of: {', '.join(SETS_BY_NAME)}")
     parser.add_argument("--limit", type=int, help="at most this many uploads per set (a quick look)")
-    parser.add_argument("--seed", type=int, default=0, help="generation seed")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="generation seed")
     parser.add_argument("--reports", type=Path, default=REPORTS, help="where trust.json and trust.md go")
     parser.add_argument("--no-fail", action="store_true", help="exit 0 even when a target is missed")
     args = parser.parse_args(argv)

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -62,27 +63,39 @@ def metrics_from(labels: np.ndarray, predictions: np.ndarray) -> dict:
     }
 
 
-def through_gateway(encoded: list[bytes]) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+def gateway_inputs(encoded: list[bytes]) -> tuple[np.ndarray, list]:
     """Decode and preprocess uploads exactly as the gateway does with its default preprocessing.
 
-    Returns the model inputs float32 [m, 28, 28], the indices of the uploads they came from, and how many
-    uploads the gateway would refuse, by error code (e.g. `no_digit`).
+    Returns the model inputs float32 [m, 28, 28] of the uploads the gateway accepts, in order, and for each
+    upload the GatewayError the gateway would answer instead (a 4xx, e.g. code `no_digit`), None if accepted.
     """
     from gateway.config import GatewayConfig
     from gateway.errors import GatewayError
     from gateway.preprocess import decode_image, preprocess
 
     max_pixels = GatewayConfig().max_image_pixels
-    images, kept, refused = [], [], {}
-    for index, data in enumerate(encoded):
+    images, errors = [], []
+    for data in encoded:
         try:
             images.append(preprocess(decode_image(data, max_pixels=max_pixels), mnist.DEFAULT_PREPROCESSING))
         except GatewayError as error:  # what the gateway answers with a 4xx for this image
-            refused[error.code] = refused.get(error.code, 0) + 1
+            errors.append(error)
             continue
-        kept.append(index)
+        errors.append(None)
     shape = (0, mnist.IMAGE_HEIGHT, mnist.IMAGE_WIDTH)
-    return (np.stack(images) if images else np.zeros(shape, np.float32)), np.array(kept, np.int64), refused
+    return (np.stack(images) if images else np.zeros(shape, np.float32)), errors
+
+
+def through_gateway(encoded: list[bytes]) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Decode and preprocess uploads exactly as the gateway does with its default preprocessing.
+
+    Returns the model inputs float32 [m, 28, 28], the indices of the uploads they came from, and how many
+    uploads the gateway would refuse, by error code (e.g. `no_digit`).
+    """
+    images, errors = gateway_inputs(encoded)
+    kept = [index for index, error in enumerate(errors) if error is None]
+    refused = Counter(error.code for error in errors if error is not None)
+    return images, np.array(kept, np.int64), dict(refused)
 
 
 def hard_variant_inputs(

@@ -72,8 +72,9 @@ def stacked(records) -> tuple[np.ndarray, np.ndarray]:
     return images.astype(np.float32), np.array([r.label for r in records], dtype=np.int64)
 
 
-def measure(signature, test, held_out: tuple[np.ndarray, np.ndarray]) -> dict:
-    """MNIST test metrics, held-out corrections read right, and (with a judgement) MNIST test refused."""
+def measure(signature, test, held_out: tuple[np.ndarray, np.ndarray], trust=None) -> dict:
+    """MNIST test metrics, held-out corrections read right, and with a judgement MNIST test refused and
+    the figures of `trust` (training/trust_figures.py `trust_inputs`) when given."""
     from training.evaluate import metrics_from, predict
 
     outputs = predict(signature, test.images)
@@ -86,7 +87,30 @@ def measure(signature, test, held_out: tuple[np.ndarray, np.ndarray]) -> dict:
     }
     if mnist.IS_DIGIT_KEY in outputs:
         result["mnist_refused"] = round(float(np.mean(~outputs[mnist.IS_DIGIT_KEY])), 6)
+        if trust:
+            from training.trust_figures import trust_figures
+
+            result["trust"] = trust_figures(signature, trust)
     return result
+
+
+def prepared_trust_sets(signature, log):
+    """`make trust`'s sets as model inputs (training/trust_figures.py) if the version judges "not a digit"."""
+    if mnist.IS_DIGIT_KEY not in signature.structured_outputs:
+        return None
+    from training.trust_figures import SAMPLES_PER_SET, trust_inputs
+
+    started = time.monotonic()
+    try:
+        prepared = trust_inputs()
+    except FileNotFoundError as exc:  # make trust's fonts or photos are not installed: no trust rows
+        log(f"trust sets left out of the card: {exc}")
+        return None
+    log(
+        f"trust sets: {len(prepared)} sets of {SAMPLES_PER_SET} uploads made and preprocessed "
+        f"in {time.monotonic() - started:.0f} s"
+    )
+    return prepared
 
 
 def feedback_section(trained, held_out, database: str) -> dict:
@@ -111,7 +135,8 @@ def feedback_section(trained, held_out, database: str) -> dict:
 
 
 def before_after(before: dict, after: dict, source: int, held_out_n: int) -> dict:
-    """The card's before/after table: MNIST test errors and per-class accuracy, held-out corrections."""
+    """The card's before/after table: MNIST test errors and per-class accuracy, held-out corrections, and
+    with a judgement the MNIST test and trust sets' shares refused."""
     rows = {
         "mnist_test_errors": [before["mnist"]["errors"], after["mnist"]["errors"]],
         **{
@@ -125,7 +150,13 @@ def before_after(before: dict, after: dict, source: int, held_out_n: int) -> dic
     }
     if "mnist_refused" in before:
         rows["mnist_test_refused_as_not_a_digit"] = [before["mnist_refused"], after["mnist_refused"]]
-    return {"columns": [f"version {source}", "retrained"], "held_out_corrections": held_out_n, "rows": rows}
+    table = {"columns": [f"version {source}", "retrained"], "held_out_corrections": held_out_n, "rows": rows}
+    if "trust" in before:
+        from training.trust_figures import table_rows
+
+        rows.update(table_rows(before["trust"], after["trust"]))
+        table["trust_uploads"] = {name: figures["n"] for name, figures in before["trust"].items()}
+    return table
 
 
 def table_lines(table: dict, version: int) -> list[str]:
@@ -335,7 +366,9 @@ def retrain(options) -> int:
     )
     tuner = FineTuner(source_dir, options.learning_rate)
     held_out_set = stacked(held_out)
-    before = measure(tuner.loaded.signatures[mnist.SIGNATURE_NAME], test_split, held_out_set)
+    source_signature = tuner.loaded.signatures[mnist.SIGNATURE_NAME]
+    trust = prepared_trust_sets(source_signature, log)  # once: both versions predict the same inputs
+    before = measure(source_signature, test_split, held_out_set, trust)
     log(
         f"version {source}: {before['mnist']['errors']} MNIST test errors, "
         f"held-out corrections {before['held_out_right']}/{len(held_out)} right"
@@ -345,7 +378,7 @@ def retrain(options) -> int:
     temperature = source_card.get("calibration", {}).get("temperature")
 
     def make_card(signature, staging: Path) -> dict:
-        after = measure(signature, test_split, held_out_set)
+        after = measure(signature, test_split, held_out_set, trust)
         section["before_after"] = before_after(before, after, source, len(held_out))
         # What the promotion gate reads: the held-out corrections must be read right more often than before.
         section["held_out_corrections"] = {

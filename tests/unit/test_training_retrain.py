@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,8 +11,10 @@ from contract import mnist
 from gateway.feedback.schema import feedback
 from gateway.feedback.store import Correction, FeedbackStore, create_feedback_engine
 from tests.support.model_server import COMMITTED_MODEL_DIR, baseline_version
+from tools.trust_sets import DIGIT, NON_DIGIT, Samples, TrustSet, sketchpad_png
 from training import retrain
 from training.finetune import FineTuner, batches_per_epoch, replay_batches
+from training.trust_figures import trust_inputs
 
 BASELINE_DIR = COMMITTED_MODEL_DIR / str(baseline_version())
 
@@ -168,3 +171,96 @@ def test_card_never_records_a_database_password():
     section = retrain.feedback_section([], [], "postgresql://user:secret@db:5432/feedback")
     assert "secret" not in json.dumps(section)
     assert section["database"] == "postgresql+psycopg://user:***@db:5432/feedback"
+
+
+# ------------------------------------------------------------------------- the trust sets' rows
+
+
+class FakeSignature:
+    """Answers 1 for every image; judges "not a digit" when ink spans more than `widest` columns."""
+
+    def __init__(self, widest: int | None):
+        self.widest = widest  # None: a version without the judgement outputs
+        self.structured_outputs = {mnist.DIGIT_KEY: None, mnist.PROBABILITIES_KEY: None}
+        if widest is not None:
+            self.structured_outputs |= {mnist.IS_DIGIT_KEY: None, mnist.DIGIT_SCORE_KEY: None}
+        self.seen = 0
+
+    def __call__(self, image):
+        import tensorflow as tf
+
+        images = image.numpy()[..., 0]
+        self.seen += len(images)
+        outputs = {
+            mnist.DIGIT_KEY: tf.ones(len(images), tf.int64),
+            mnist.PROBABILITIES_KEY: tf.one_hot(tf.ones(len(images), tf.int64), mnist.NUM_CLASSES),
+        }
+        if self.widest is not None:
+            columns = (images > 0.5).any(axis=1).sum(axis=1)
+            outputs[mnist.IS_DIGIT_KEY] = tf.constant(columns <= self.widest)
+            outputs[mnist.DIGIT_SCORE_KEY] = tf.constant((columns <= self.widest).astype(np.float32))
+        return outputs
+
+
+def canvas(kind: str) -> bytes:
+    """A Sketchpad upload: a bar (a 1), a filled square, or nothing (the gateway refuses it: no digit)."""
+    ink = np.zeros((56, 56), np.uint8)
+    if kind == "bar":
+        ink[10:46, 24:32] = 255
+    elif kind == "square":
+        ink[12:44, 12:44] = 255
+    return sketchpad_png(ink)
+
+
+TINY_SETS = (
+    TrustSet(
+        "squares",
+        NON_DIGIT,
+        lambda n, seed: Samples([canvas(k) for k in ("blank", "square", "square", "bar")][:n]),
+        4,
+        0.95,
+    ),
+    TrustSet(
+        "ones",
+        DIGIT,
+        lambda n, seed: Samples([canvas(k) for k in ("bar", "bar", "square", "blank")][:n], np.ones(n, int)),
+        4,
+        0.01,
+    ),
+)
+TINY_TEST = SimpleNamespace(images=np.zeros((2, 28, 28), np.uint8), labels=np.array([1, 0]))
+NO_HELD_OUT = (np.zeros((0, 28, 28), np.float32), np.zeros(0, np.int64))
+
+
+@pytest.fixture(scope="module")
+def tiny_trust():
+    return trust_inputs(TINY_SETS)
+
+
+def test_trust_rows_count_rejections_as_make_trust_does(tiny_trust):
+    strict, lenient = FakeSignature(widest=10), FakeSignature(widest=28)
+    before = retrain.measure(strict, TINY_TEST, NO_HELD_OUT, tiny_trust)
+    after = retrain.measure(lenient, TINY_TEST, NO_HELD_OUT, tiny_trust)
+    table = retrain.before_after(before, after, 3, 0)
+    trust_rows = {name: values for name, values in table["rows"].items() if name.startswith("trust_")}
+    # Before: the blank canvas is refused by the gateway, the squares judged not a digit. After: only the
+    # blank is rejected. A digit judged "not a digit" still counts as read right when its digit is.
+    assert trust_rows == {
+        "trust_squares_rejected": [0.75, 0.25],
+        "trust_ones_falsely_rejected": [0.5, 0.25],
+        "trust_ones_accuracy": [0.75, 0.75],
+    }
+    assert table["trust_uploads"] == {"squares": 4, "ones": 4}
+    assert "| trust squares rejected | 75.00% | 25.00% |" in retrain.table_lines(table, 4)
+    assert strict.seen == lenient.seen == len(TINY_TEST.images) + 6  # the six uploads the gateway accepts
+
+
+def test_trust_rows_are_absent_without_a_judgement(tiny_trust):
+    unjudged = FakeSignature(widest=None)
+    logged = []
+    assert retrain.prepared_trust_sets(unjudged, logged.append) is None and not logged
+    result = retrain.measure(unjudged, TINY_TEST, NO_HELD_OUT, tiny_trust)
+    table = retrain.before_after(result, result, 3, 0)
+    assert "trust" not in result and "trust_uploads" not in table
+    assert not [name for name in table["rows"] if name.startswith(("trust_", "mnist_test_refused"))]
+    assert unjudged.seen == len(TINY_TEST.images)  # the trust sets were never predicted
