@@ -353,6 +353,18 @@ def main() -> int:
         extra_flags=[f"--grpc_socket_path={socket_path}"] if args.unix_socket else [],
     )
     started: list = [server]
+
+    def gateway_over(target: str, name: str):
+        """A gateway on the same routing file whose gRPC target is `target`."""
+        env = gateway_env(
+            server.grpc_port,
+            server.rest_port,
+            "grpc",
+            ROUTING_FILE=str(work / "routing.json"),
+            TF_SERVING_GRPC_TARGET=target,
+        )
+        return start_gateway(work, env, name=name)
+
     try:
         gateway = start_gateway(
             work,
@@ -361,17 +373,7 @@ def main() -> int:
         started.append(gateway)
         systems = {"gateway": int(gateway.url.rsplit(":", 1)[1])}
         if args.unix_socket:
-            over_socket = start_gateway(
-                work,
-                gateway_env(
-                    server.grpc_port,
-                    server.rest_port,
-                    "grpc",
-                    ROUTING_FILE=str(work / "routing.json"),
-                    TF_SERVING_GRPC_TARGET=f"unix:{socket_path}",
-                ),
-                name="gateway-unix",
-            )
+            over_socket = gateway_over(f"unix:{socket_path}", "gateway-unix")
             started.append(over_socket)
             systems["gateway-unix"] = int(over_socket.url.rsplit(":", 1)[1])
         if args.two_servers_concurrency:
@@ -380,17 +382,7 @@ def main() -> int:
             )
             started.append(second)
             both = f"127.0.0.1:{server.grpc_port},127.0.0.1:{second.grpc_port}"
-            two = start_gateway(
-                work,
-                gateway_env(
-                    server.grpc_port,
-                    server.rest_port,
-                    "grpc",
-                    ROUTING_FILE=str(work / "routing.json"),
-                    TF_SERVING_GRPC_TARGET=both,
-                ),
-                name=TWO_SERVERS,
-            )
+            two = gateway_over(both, TWO_SERVERS)
             started.append(two)
             systems[TWO_SERVERS] = int(two.url.rsplit(":", 1)[1])
         for spec in args.also_gateway:
