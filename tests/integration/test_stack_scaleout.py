@@ -143,12 +143,12 @@ def test_hot_swap_over_two_model_servers_has_zero_failed_requests(tmp_path, digi
         since = time.monotonic()
         result = stack(env, "promote", "2")  # the canary: a copy of version 1, as good by its card
         assert result.returncode == 0, result.stdout + result.stderr
-        figures["promote 2 -> replies v2 (s)"] = traffic.wait_until_only(2, since)
+        figures["promote 2 -> only v2 replies (s)"] = traffic.wait_until_only(2, since)
 
         since = time.monotonic()
         result = stack(env, "rollback")
         assert result.returncode == 0, result.stdout + result.stderr
-        figures["rollback -> replies v1 (s)"] = traffic.wait_until_only(1, since)
+        figures["rollback -> only v1 replies (s)"] = traffic.wait_until_only(1, since)
         figures["split after the swaps"] = split = measure_split(env)
         _check_split(split)
     finally:

@@ -58,13 +58,18 @@ class Traffic(threading.Thread):
         return [version for at, _, version, _ in list(self.replies) if at >= since]
 
     def wait_until_only(self, version: int, since: float, window: int = 10) -> float:
-        """Seconds from `since` until the last `window` replies all came from `version`."""
+        """Seconds from `since` until every reply came from `version` (waits until the last `window` do).
+
+        That is the first reply after the last one from another version: during a canary the version
+        already answered some requests before the switch completed.
+        """
         deadline = since + FOLLOW_TIMEOUT_S
         while time.monotonic() < deadline:
             recent = self.versions_since(since)[-window:]
             if len(recent) == window and set(recent) == {version}:
-                first = next(at for at, _, v, _ in self.replies if at >= since and v == version)
-                return first - since
+                replies = [(at, v) for at, _, v, _ in list(self.replies) if at >= since]
+                others = [index for index, (_, v) in enumerate(replies) if v != version]
+                return replies[others[-1] + 1 if others else 0][0] - since
             time.sleep(0.05)
         raise AssertionError(
             f"replies did not follow to version {version}: {self.versions_since(since)[-20:]}"
