@@ -139,7 +139,7 @@ def models():
                     ],
                     **({"error": row.error} if row.error else {}),
                 }
-                for row in service.client.backend_statuses(deadline)
+                for row in service.client.backend_statuses(deadline, known=statuses)
             ],
         }
     )

@@ -103,11 +103,16 @@ class ServingClient(abc.ABC):
     def model_status(self, deadline: Deadline | None = None) -> list[ModelVersionStatus]:
         """Every version the model server knows for the model, with its state."""
 
-    def backend_statuses(self, deadline: Deadline | None = None) -> list[BackendStatus]:
+    def backend_statuses(
+        self, deadline: Deadline | None = None, known: list[ModelVersionStatus] | None = None
+    ) -> list[BackendStatus]:
         """Each model server's own answer to GetModelStatus (one server unless the transport has more).
 
-        Never raises for a server that does not answer: its row carries the error instead.
+        Never raises for a server that does not answer: its row carries the error instead. `known` is
+        this client's model_status() answer the caller already has: with one server it is that server's.
         """
+        if known is not None:
+            return [BackendStatus(self.backend_name, known)]
         try:
             return [BackendStatus(self.backend_name, self.model_status(deadline))]
         except GatewayError as error:

@@ -221,8 +221,13 @@ class GrpcServingClient(ServingClient):
                     self._backends[address] = (channel, ModelServiceStub(channel))
             return [(address, self._backends[address][1]) for address in addresses]
 
-    def backend_statuses(self, deadline: Deadline | None = None) -> list[BackendStatus]:
-        """GetModelStatus on every model server of the target at once, one attempt each, within `deadline`."""
+    def backend_statuses(
+        self, deadline: Deadline | None = None, known: list[ModelVersionStatus] | None = None
+    ) -> list[BackendStatus]:
+        """GetModelStatus on every model server of the target at once, one attempt each, within `deadline`.
+
+        `known` is not used: the shared channel's answer came from whichever server round_robin picked.
+        """
         deadline = deadline or Deadline.after(self._config.upstream_timeout_s)
         try:
             addresses = backend_addresses(self._config.grpc_target)
