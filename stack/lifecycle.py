@@ -249,7 +249,8 @@ class Lifecycle:
                     waiting.append(f"version {version} is still {row.state} on {address}")
             return not waiting, "; ".join(waiting)
 
-        self._poll(f"version {version} to be AVAILABLE on every model server", check)
+        everywhere = "" if len(self._clients()) == 1 else " on every model server"
+        self._poll(f"version {version} to be AVAILABLE{everywhere}", check)
         self.log(f"version {version} is AVAILABLE on {self._where(seen)}")
 
     def _wait_unloaded(self, version: int) -> None:

@@ -199,7 +199,7 @@ def test_version_still_loading_at_the_deadline_fails_and_restores_the_config(rep
     staging.rename(base / "5")
     result = stack(repo, server, "promote", "5", LIFECYCLE_TIMEOUT_S=SHORT_TIMEOUT_S)
     err = check(result, code=1)
-    assert "timed out after 3 s waiting for version 5 to be AVAILABLE: version 5 is still LOADING" in err
+    assert "timed out after 3 s waiting for version 5 to be AVAILABLE: version 5 is still LOADING on" in err
     assert "nothing was changed" in err
     assert live_bytes(repo) == specific_one  # the policy it wrote to load version 5 was put back
     assert 5 in states(server)  # the server did start loading it
