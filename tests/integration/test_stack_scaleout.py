@@ -4,6 +4,7 @@ The load split is counted by each model server itself: its Prometheus request co
 (`:tensorflow:serving:request_count`, gRPC entry point) on its own REST port.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -109,15 +110,37 @@ def _check_split(split: dict[str, float]) -> None:
     assert len(split) == 2 and all(low <= share <= high for share in split.values()), split
 
 
-@pytest.mark.slow
-def test_hot_swap_over_two_model_servers_has_zero_failed_requests(tmp_path, digits):  # noqa: F811
+@contextlib.contextmanager
+def two_servers_under_load(tmp_path: Path, images: list):
+    """`stack up` with two model servers and a load client (not started yet): yields (env, traffic, figures).
+
+    Afterwards stops the load and the stack, prints the figures and checks that no request failed and that
+    `down` stopped both servers.
+    """
     env = scaleout_env(tmp_path)
-    models = Path(env["STATE_DIR"]).parent / "models" / "mnist"
     figures: dict[str, object] = {}
     result = stack(env, "up")
     assert result.returncode == 0, result.stdout + result.stderr
-    traffic = Traffic(env["GATEWAY_URL"], digits)
+    traffic = Traffic(env["GATEWAY_URL"], images)
     try:
+        yield env, traffic, figures
+    finally:
+        traffic.stopping.set()
+        traffic.join(15)
+        down = stack(env, "down")
+        figures["requests"] = len(traffic.replies)
+        figures["failed"] = len(failed(traffic))
+        print("\n".join(f"{name}: {value}" for name, value in figures.items()))
+    # Target zero: a request in flight on a killed server comes back UNAVAILABLE and is retried on the other.
+    assert not failed(traffic), failed(traffic)[:5]
+    assert len(traffic.replies) > 100
+    assert down.returncode == 0 and "model_server_2" in down.stdout, down.stdout + down.stderr
+
+
+@pytest.mark.slow
+def test_hot_swap_over_two_model_servers_has_zero_failed_requests(tmp_path, digits):  # noqa: F811
+    with two_servers_under_load(tmp_path, digits) as (env, traffic, figures):
+        models = Path(env["STATE_DIR"]).parent / "models" / "mnist"
         status = stack(env, "status")
         assert status.returncode == 0 and "model_server_2" in status.stdout, status.stdout
         ready = gateway_json(env, "/readyz")
@@ -151,28 +174,13 @@ def test_hot_swap_over_two_model_servers_has_zero_failed_requests(tmp_path, digi
         figures["rollback -> only v1 replies (s)"] = traffic.wait_until_only(1, since)
         figures["split after the swaps"] = split = measure_split(env)
         _check_split(split)
-    finally:
-        traffic.stopping.set()
-        traffic.join(15)
-        down = stack(env, "down")
-        figures["requests"] = len(traffic.replies)
-        figures["failed"] = len(failed(traffic))
-        print("\n".join(f"{name}: {value}" for name, value in figures.items()))
-    assert not failed(traffic), failed(traffic)[:5]
-    assert len(traffic.replies) > 100
-    assert down.returncode == 0 and "model_server_2" in down.stdout, down.stdout + down.stderr
 
 
 @pytest.mark.slow
 def test_a_killed_model_server_costs_no_requests_and_is_used_again_once_restarted(tmp_path, digits):  # noqa: F811
-    env = scaleout_env(tmp_path)
-    models = Path(env["STATE_DIR"]).parent / "models" / "mnist"
-    figures: dict[str, object] = {}
-    result = stack(env, "up")
-    assert result.returncode == 0, result.stdout + result.stderr
-    run_dir = Path(env["RUN_DIR"])
-    traffic = Traffic(env["GATEWAY_URL"], digits)
-    try:
+    with two_servers_under_load(tmp_path, digits) as (env, traffic, figures):
+        models = Path(env["STATE_DIR"]).parent / "models" / "mnist"
+        run_dir = Path(env["RUN_DIR"])
         traffic.start()
         time.sleep(1)
         figures["split before"] = split = measure_split(env)
@@ -211,14 +219,4 @@ def test_a_killed_model_server_costs_no_requests_and_is_used_again_once_restarte
         figures["split after restart"] = split = measure_split(env)
         _check_split(split)
         figures["failed from the kill on"] = len(failed(traffic, killed_at))
-    finally:
-        traffic.stopping.set()
-        traffic.join(15)
-        down = stack(env, "down")
-        figures["requests"] = len(traffic.replies)
-        figures["failed"] = len(failed(traffic))
-        print("\n".join(f"{name}: {value}" for name, value in figures.items()))
-    # Target zero: the one request in flight on the killed server is retried on the other (UNAVAILABLE).
-    assert not failed(traffic), failed(traffic)[:5]
-    assert down.returncode == 0, down.stdout + down.stderr
     assert not list(run_dir.glob("*.pid"))
