@@ -55,14 +55,17 @@ def source_version(options) -> int:
 def read_corrections(database: str):
     """Every stored correction, from the gateway's feedback database."""
     from gateway.errors import StorageUnavailable
-    from gateway.feedback.store import FeedbackStore, create_feedback_engine
+    from gateway.feedback.store import FeedbackStore, create_feedback_engine, shown_url
 
-    store = FeedbackStore(create_feedback_engine(database))
+    try:
+        store = FeedbackStore(create_feedback_engine(database))
+    except ValueError as exc:
+        raise RetrainError(str(exc)) from None
     try:
         return store, store.corrections()
     except StorageUnavailable as exc:
         raise RetrainError(
-            f"the feedback database {database} cannot be read: {exc.__cause__ or exc}"
+            f"the feedback database {shown_url(database)} cannot be read: {exc.__cause__ or exc}"
         ) from None
 
 
@@ -116,7 +119,7 @@ def prepared_trust_sets(signature, log):
 def feedback_section(trained, held_out, database: str) -> dict:
     """What the card records of the corrections: how many, which ids, per label, held out (the database's
     URL without its password)."""
-    from gateway.feedback.store import database_url
+    from gateway.feedback.store import shown_url
 
     def summary(records) -> dict:
         ids = [r.id for r in records]
@@ -128,7 +131,7 @@ def feedback_section(trained, held_out, database: str) -> dict:
         }
 
     return {
-        "database": database_url(database).render_as_string(hide_password=True),
+        "database": shown_url(database),
         "trained_on": summary(trained),
         "held_out": summary(held_out),
     }

@@ -52,13 +52,27 @@ class Correction:
 
 
 def database_url(url: str) -> URL:
-    """The SQLAlchemy URL: `postgresql://` and `postgres://` use psycopg 3, the driver pinned here."""
-    parsed = make_url(
-        url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url
-    )
+    """The SQLAlchemy URL: `postgresql://` and `postgres://` use psycopg 3, the driver pinned here.
+
+    ValueError, without the URL (it may hold a password), when SQLAlchemy cannot parse it.
+    """
+    try:
+        parsed = make_url(
+            url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url
+        )
+    except sa.exc.ArgumentError:
+        raise ValueError(
+            "the feedback database URL is not one SQLAlchemy can parse "
+            "(e.g. sqlite:///data/feedback.db or postgresql://user:password@host/db)"
+        ) from None
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
+
+
+def shown_url(url: str) -> str:
+    """The database URL as logs and model cards may show it: its password hidden."""
+    return database_url(url).render_as_string(hide_password=True)
 
 
 def create_feedback_engine(url: str) -> Engine:

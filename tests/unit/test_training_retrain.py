@@ -138,8 +138,14 @@ def test_only_held_out_corrections_is_an_error(tmp_path, capsys):
 
 
 def test_unreachable_database_is_an_error_not_a_traceback(tmp_path, capsys):
-    code, err = run(tmp_path, capsys, "postgresql://nobody@127.0.0.1:1/feedback")
+    code, err = run(tmp_path, capsys, "postgresql://nobody:secret@127.0.0.1:1/feedback")
     assert code == 1 and "feedback database" in err and "cannot be read" in err
+    assert "secret" not in err and "nobody:***@127.0.0.1:1" in err
+
+
+def test_unparsable_database_url_is_an_error_not_a_traceback(tmp_path, capsys):
+    code, err = run(tmp_path, capsys, "not a url")
+    assert code == 1 and "not one SQLAlchemy can parse" in err
 
 
 def test_missing_source_version_and_existing_target_are_refused(tmp_path, capsys):
