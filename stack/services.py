@@ -63,16 +63,26 @@ class StackSettings:
         run_dir = env.get("RUN_DIR", cls.run_dir)
         recorded = recorded_model_servers(Path(run_dir))
         return cls(
-            grpc_port=int(env.get("TF_SERVING_GRPC_PORT", cls.grpc_port)),
-            rest_port=int(env.get("TF_SERVING_REST_PORT", cls.rest_port)),
-            gateway_port=int(env.get("GATEWAY_PORT", cls.gateway_port)),
-            ui_port=int(env.get("UI_PORT", cls.ui_port)),
+            grpc_port=_whole("TF_SERVING_GRPC_PORT", env.get("TF_SERVING_GRPC_PORT", cls.grpc_port)),
+            rest_port=_whole("TF_SERVING_REST_PORT", env.get("TF_SERVING_REST_PORT", cls.rest_port)),
+            gateway_port=_whole("GATEWAY_PORT", env.get("GATEWAY_PORT", cls.gateway_port)),
+            ui_port=_whole("UI_PORT", env.get("UI_PORT", cls.ui_port)),
             state_dir=str(state_dir(env)),
             run_dir=run_dir,
             gateway_workers=env.get("GATEWAY_WORKERS", ""),
             storage_path_prefix=env.get("STORAGE_PATH_PREFIX", str(Path.cwd())),
-            model_servers=int(env.get("MODEL_SERVERS") or (len(recorded) if recorded else 1)),
+            model_servers=_whole(
+                "MODEL_SERVERS", env.get("MODEL_SERVERS") or (len(recorded) if recorded else 1)
+            ),
         )
+
+
+def _whole(name: str, value) -> int:
+    """The integer setting `name`; ValueError naming it when `value` is not a whole number."""
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {value!r}") from None
 
 
 @dataclass(frozen=True)

@@ -202,6 +202,12 @@ def test_model_servers_out_of_range_is_refused(count):
         StackSettings.from_env({"MODEL_SERVERS": count})
 
 
+@pytest.mark.parametrize("name", ["MODEL_SERVERS", "TF_SERVING_GRPC_PORT", "GATEWAY_PORT"])
+def test_a_setting_that_is_not_a_number_is_refused_by_name(name):
+    with pytest.raises(ValueError, match=f"{name} must be a whole number, not 'x'"):
+        StackSettings.from_env({name: "x"})
+
+
 def test_down_and_status_see_the_servers_up_recorded(tmp_path):
     from stack.services import model_server_places, record_model_servers, recorded_model_servers
 
