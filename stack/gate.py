@@ -8,6 +8,7 @@ smoke run scores 0.999 on 300 images) say nothing about each other.
 import os
 from dataclasses import dataclass
 
+from contract.mnist import NUM_CLASSES
 from training.dataset import FILE_SHA256
 
 FULL_TEST_EXAMPLES = 10_000  # MNIST's t10k set
@@ -68,7 +69,7 @@ def measurement(card: dict | None, version: int) -> Measurement:
     try:
         errors, examples = int(card["errors"]), int(card["test_examples"])
         hashes = {name: card["data"]["sha256"][name] for name in TEST_FILES}
-        per_class = {str(digit): float(card["per_class_accuracy"][str(digit)]) for digit in range(10)}
+        per_class = {str(digit): float(card["per_class_accuracy"][str(digit)]) for digit in range(NUM_CLASSES)}
     except (KeyError, TypeError, ValueError) as exc:
         raise GateRefused(
             f"version {version}'s model card does not record errors, test_examples, per_class_accuracy and "

@@ -256,7 +256,7 @@ def export(tuner, source_dir: Path, options, make_card) -> tuple[Path, dict]:
 
 
 def lifecycle():
-    """The stack's lifecycle on the live state (STATE_DIR, TF_SERVING_HOST, PROMOTE_* as for make promote)."""
+    """The stack's lifecycle on the live state, its model servers and PROMOTE_* rules, as for make promote."""
     from stack.lifecycle import Lifecycle, Settings
 
     return Lifecycle(Settings.from_env())
