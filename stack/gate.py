@@ -69,7 +69,9 @@ def measurement(card: dict | None, version: int) -> Measurement:
     try:
         errors, examples = int(card["errors"]), int(card["test_examples"])
         hashes = {name: card["data"]["sha256"][name] for name in TEST_FILES}
-        per_class = {str(digit): float(card["per_class_accuracy"][str(digit)]) for digit in range(NUM_CLASSES)}
+        per_class = {
+            str(digit): float(card["per_class_accuracy"][str(digit)]) for digit in range(NUM_CLASSES)
+        }
     except (KeyError, TypeError, ValueError) as exc:
         raise GateRefused(
             f"version {version}'s model card does not record errors, test_examples, per_class_accuracy and "
