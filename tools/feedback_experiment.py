@@ -110,7 +110,11 @@ def main(argv=None) -> int:
     examples = styled(split, options.style, options.count, options.seed, options.digit, options.relabel)
     try:
         if options.command == "post":
-            print(post_corrections(options.gateway, examples, options.only_wrong))
+            posted = post_corrections(options.gateway, examples, options.only_wrong)
+            print(posted)
+            if posted["failed"]:
+                print(f"feedback_experiment: {posted['failed']} corrections were not stored", file=sys.stderr)
+                return 1
         else:
             for version in options.versions:
                 share = score(options.gateway, examples, version)
