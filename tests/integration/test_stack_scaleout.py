@@ -152,7 +152,6 @@ def test_hot_swap_over_two_model_servers_has_zero_failed_requests(tmp_path, digi
 
         export_copy(models, 2)
         figures["export -> v2 AVAILABLE on both"] = wait_available_everywhere(env, 2)
-        since = time.monotonic()
         result = stack(env, "canary", "2", "50")
         assert result.returncode == 0, result.stdout + result.stderr
         assert "AVAILABLE on every model server" in result.stdout, result.stdout
